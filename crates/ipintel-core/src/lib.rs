@@ -1,1 +1,36 @@
-//! Placeholder until the crate lands.
+//! Pure core of ipintel: strict address parsing, the IANA special-purpose
+//! ranges, the immutable lookup [`Snapshot`] and its [`SnapshotBuilder`],
+//! threat scoring and the JSON record types. No I/O, no async.
+//!
+//! # Layout of a snapshot
+//!
+//! Per address family the snapshot holds three interval tables (see
+//! `table.rs`): geo ranges -> interned location, AS ranges -> (ASN, holder),
+//! and signals -> signal set. Signal ranges may overlap; the builder sweeps
+//! them into a partition where each piece names the *set* of signals
+//! covering it, and every distinct set gets its score, level, reasons and
+//! flags computed once at build time. A lookup is therefore three short
+//! index-assisted binary searches plus pointer chasing, with no allocation.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+mod builder;
+mod country;
+mod intern;
+mod model;
+mod range;
+mod record;
+pub mod reserved;
+mod score;
+mod snapshot;
+mod table;
+mod threat;
+
+pub use builder::{LocationId, SignalDefId, SnapshotBuilder};
+pub use country::country_name;
+pub use model::{GeoData, Signal, SignalKind, SourceId, SourceMeta};
+pub use range::{Cidr, IpRange, RangeError};
+pub use record::{GeoView, IpRecord, NetworkView};
+pub use score::{noisy_or, ThreatLevel};
+pub use snapshot::{Snapshot, SnapshotMeta};
+pub use threat::{ConnectionType, FlagDetail, Flags, Reason, ThreatInfo};

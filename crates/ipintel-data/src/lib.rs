@@ -1,1 +1,25 @@
-//! Placeholder until the crate lands.
+//! Loaders for the ipintel data sources.
+//!
+//! [`load_snapshot`] reads `data/manifest.json` (written by
+//! `scripts/fetch_data.py`), verifies every file's size and SHA-256, parses
+//! the sources (DB-IP city mmdb, AS CSV, iporigin range table, FireHOL /
+//! Spamhaus / Emerging Threats lists, kavachnet, cloudcheck), derives time
+//! zones, and hands everything to the core builder. The parsers are public
+//! so that tests and tools can run them on small inputs; weights live in
+//! [`weights`].
+#![forbid(unsafe_code)]
+
+pub mod asn;
+pub mod batch;
+pub mod cloudcheck;
+mod error;
+pub mod geo;
+pub mod iporigin;
+pub mod lists;
+mod load;
+pub mod manifest;
+pub mod tz;
+pub mod weights;
+
+pub use error::DataError;
+pub use load::load_snapshot;

@@ -1,1 +1,34 @@
-//! Placeholder until the crate lands.
+//! API keys, plans and usage metering for ipintel.
+//!
+//! - [`key`]: key generation, strict parsing and hashing for storage.
+//! - [`Plan`] and [`PlanLimits`]: the plans and their daily limits.
+//! - [`Store`]: the storage interface, with [`SqliteStore`] on a SQLite file.
+//! - [`Accounts`]: the request path's key cache and usage meter, flushed to
+//!   the store by a background task.
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod day;
+mod error;
+pub mod key;
+mod plan;
+mod sqlite;
+mod store;
+
+pub use accounts::background::{FLUSH_INTERVAL, POLL_INTERVAL};
+pub use accounts::{Accounts, KeyHandle, Quota, UsageReport};
+pub use day::{UtcDay, SECS_PER_DAY};
+pub use error::{AuthError, StoreError};
+pub use key::{KeyFormatError, KeyId, PresentedKey};
+pub use plan::{Plan, PlanLimits, UnknownPlan};
+pub use sqlite::SqliteStore;
+pub use store::{KeyInfo, NewKey, Store, StoredKey, UsageDelta};
+
+/// The current Unix time in seconds, from the system clock.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,1 +1,226 @@
-fn main() {}
+//! The `ipintel` command: serve the API, manage keys, look addresses up.
+#![forbid(unsafe_code)]
+
+mod config;
+mod keys;
+mod logging;
+mod lookup;
+mod serve;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipintel_store::Plan;
+
+use crate::config::{
+    Env, KeysConfig, LogConfig, LookupConfig, Problems, ServeConfig, ServeFlags, EXIT_CONFIG,
+};
+use crate::keys::KeysAction;
+
+/// Self-hostable IP intelligence.
+///
+/// Settings come from environment variables (IPINTEL_BIND, IPINTEL_DATA_DIR,
+/// IPINTEL_DB, IPINTEL_TRUSTED_PROXIES, IPINTEL_PLAN_{FREE,PROFESSIONAL,ENTERPRISE,CUSTOM}_DAILY,
+/// IPINTEL_KEYS_PER_HOUR_PER_CLIENT, IPINTEL_LOG_FORMAT, RUST_LOG); flags
+/// take precedence. Bad configuration exits with code 64.
+#[derive(Debug, Parser)]
+#[command(name = "ipintel", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Create, list and revoke API keys.
+    Keys(KeysArgs),
+    /// Print the JSON record of addresses from the local data.
+    Lookup(LookupArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [env: IPINTEL_BIND] [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<SocketAddr>,
+    /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// SQLite database of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    /// SQLite database of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
+    #[arg(long, value_name = "FILE", global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints it once, with its id.
+    Create {
+        /// Free-text label, e.g. who the key is for.
+        #[arg(long)]
+        label: Option<String>,
+        /// Plan of the key (default: free, provisioned on first use).
+        #[arg(long, value_enum)]
+        plan: Option<PlanArg>,
+        /// Own daily limit; implies the custom plan.
+        #[arg(long, value_name = "N")]
+        daily_limit: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (ids, labels, plans, dates; never secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        /// The key id (the 12 characters after `ipintel_`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanArg {
+    Free,
+    Professional,
+    Enterprise,
+    Custom,
+}
+
+impl From<PlanArg> for Plan {
+    fn from(arg: PlanArg) -> Self {
+        match arg {
+            PlanArg::Free => Plan::Free,
+            PlanArg::Professional => Plan::Professional,
+            PlanArg::Enterprise => Plan::Enterprise,
+            PlanArg::Custom => Plan::Custom,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct LookupArgs {
+    /// Addresses to look up.
+    #[arg(required = true, value_name = "ADDR")]
+    addrs: Vec<String>,
+    /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let usage_error = err.use_stderr();
+            let _ = err.print();
+            return if usage_error {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let env = Env::from_process();
+    match cli.command {
+        Command::Serve(args) => {
+            let flags = ServeFlags {
+                bind: args.bind,
+                data_dir: args.data_dir,
+                db: args.db,
+            };
+            start(ServeConfig::load(&env, flags), |c| &c.log, serve::run)
+        }
+        Command::Keys(args) => {
+            let action = match keys_action(args.command) {
+                Ok(action) => action,
+                Err(message) => {
+                    eprintln!("ipintel: {message}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            start(
+                KeysConfig::load(&env, args.db),
+                |c| &c.log,
+                |config| keys::run(config, action),
+            )
+        }
+        Command::Lookup(args) => {
+            let addrs = args.addrs;
+            start(
+                LookupConfig::load(&env, args.data_dir),
+                |c| &c.log,
+                |config| async move { lookup::run(config, &addrs).await },
+            )
+        }
+    }
+}
+
+fn keys_action(command: KeysCommand) -> Result<KeysAction, String> {
+    let action = match command {
+        KeysCommand::Create {
+            label,
+            plan,
+            daily_limit,
+            json,
+        } => KeysAction::Create {
+            label,
+            plan: keys::plan_for(plan.map(Plan::from), daily_limit)?,
+            daily_limit,
+            json,
+        },
+        KeysCommand::List { json } => KeysAction::List { json },
+        KeysCommand::Revoke { id } => KeysAction::Revoke { id },
+    };
+    Ok(action)
+}
+
+/// Reports configuration problems (exit 64), or sets up logging and the
+/// runtime and runs the command (exit 1 on error).
+fn start<C, F, Fut>(config: Result<C, Problems>, log: impl Fn(&C) -> &LogConfig, run: F) -> ExitCode
+where
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match config {
+        Ok(config) => config,
+        Err(problems) => {
+            eprint!("ipintel: {problems}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(log(&config));
+    let outcome = runtime().and_then(|runtime| runtime.block_on(run(config)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ipintel: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A multi-thread runtime with one worker per available core.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?)
+}

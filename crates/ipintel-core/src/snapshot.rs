@@ -1,0 +1,255 @@
+//! The immutable, shareable lookup structure.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::addr::canonical;
+use crate::model::SourceMeta;
+use crate::record::{GeoView, IpRecord, NetworkView};
+use crate::reserved::classify;
+use crate::table::{IntervalTable, Key, NONE};
+use crate::threat::ThreatInfo;
+
+/// Build facts about a snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotMeta {
+    /// When the snapshot was built (Unix seconds).
+    pub built_at_unix: i64,
+    /// How long merging took, in milliseconds (loading excluded).
+    pub build_ms: u64,
+    /// The sources, in registration order.
+    pub sources: Vec<SourceMeta>,
+    /// IPv4 ranges pushed (geo, AS and signal ranges together).
+    pub ranges_v4: u64,
+    /// IPv6 ranges pushed.
+    pub ranges_v6: u64,
+}
+
+/// A location with its strings packed into one allocation (one cache
+/// miss to reach all of them): country, country name, region, city and
+/// time zone, in that order, `ends[i]` marking where each one ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Location {
+    text: Box<str>,
+    ends: [u16; 5],
+    present: u8,
+    pub(crate) latitude: Option<f64>,
+    pub(crate) longitude: Option<f64>,
+}
+
+impl Location {
+    /// Packs the five optional strings (each at most 64 KiB).
+    pub(crate) fn new(
+        parts: [Option<&str>; 5],
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    ) -> Location {
+        let mut text = String::new();
+        let mut ends = [0u16; 5];
+        let mut present = 0u8;
+        for (i, part) in parts.iter().enumerate() {
+            if let Some(p) = part {
+                let room = usize::from(u16::MAX) - text.len();
+                text.push_str(truncate(p, room));
+                present |= 1 << i;
+            }
+            ends[i] = u16::try_from(text.len()).unwrap_or(u16::MAX);
+        }
+        Location {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+            latitude,
+            longitude,
+        }
+    }
+
+    /// String `i` (0 country, 1 country name, 2 region, 3 city, 4 zone).
+    #[inline]
+    pub(crate) fn part(&self, i: usize) -> Option<&str> {
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 {
+            0
+        } else {
+            usize::from(self.ends[i - 1])
+        };
+        self.text.get(start..usize::from(self.ends[i]))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// An autonomous system: number and holder name.
+#[derive(Debug, Clone)]
+pub(crate) struct AsInfo {
+    pub(crate) asn: u32,
+    pub(crate) holder: Box<str>,
+}
+
+/// The three tables of one address family.
+#[derive(Debug)]
+pub(crate) struct Family<K> {
+    pub(crate) geo: IntervalTable<K>,
+    pub(crate) asn: IntervalTable<K>,
+    pub(crate) signals: IntervalTable<K>,
+}
+
+impl<K: Key> Family<K> {
+    fn empty() -> Self {
+        Family {
+            geo: IntervalTable::uniform(NONE),
+            asn: IntervalTable::uniform(NONE),
+            signals: IntervalTable::uniform(0),
+        }
+    }
+}
+
+/// Everything needed to answer lookups; immutable, `Send + Sync`.
+#[derive(Debug)]
+pub struct Snapshot {
+    meta: SnapshotMeta,
+    locations: Vec<Location>,
+    as_infos: Vec<AsInfo>,
+    threats: Vec<ThreatInfo>,
+    v4: Family<u32>,
+    v6: Family<u128>,
+}
+
+impl Snapshot {
+    /// A snapshot without data: every public address gets an empty record.
+    pub fn empty() -> Snapshot {
+        let meta = SnapshotMeta {
+            built_at_unix: 0,
+            build_ms: 0,
+            sources: Vec::new(),
+            ranges_v4: 0,
+            ranges_v6: 0,
+        };
+        let threats = vec![ThreatInfo::empty()];
+        Snapshot::from_parts(
+            meta,
+            Vec::new(),
+            Vec::new(),
+            threats,
+            Family::empty(),
+            Family::empty(),
+        )
+    }
+
+    pub(crate) fn from_parts(
+        meta: SnapshotMeta,
+        locations: Vec<Location>,
+        as_infos: Vec<AsInfo>,
+        threats: Vec<ThreatInfo>,
+        v4: Family<u32>,
+        v6: Family<u128>,
+    ) -> Snapshot {
+        Snapshot {
+            meta,
+            locations,
+            as_infos,
+            threats,
+            v4,
+            v6,
+        }
+    }
+
+    /// Build metadata and sources.
+    pub fn meta(&self) -> &SnapshotMeta {
+        &self.meta
+    }
+
+    /// Number of distinct signal sets (for diagnostics).
+    pub fn signal_sets(&self) -> usize {
+        self.threats.len()
+    }
+
+    /// Number of table intervals per family: `(v4, v6)`.
+    pub fn intervals(&self) -> (usize, usize) {
+        let count = |geo: usize, asn: usize, sig: usize| geo + asn + sig;
+        (
+            count(self.v4.geo.len(), self.v4.asn.len(), self.v4.signals.len()),
+            count(self.v6.geo.len(), self.v6.asn.len(), self.v6.signals.len()),
+        )
+    }
+
+    /// Everything known about `ip`. IPv4-mapped IPv6 is answered as IPv4;
+    /// reserved addresses get an empty record with `reserved` set.
+    pub fn lookup(&self, ip: IpAddr) -> IpRecord<'_> {
+        let ip = canonical(ip);
+        if let Some(range) = classify(ip) {
+            return IpRecord::reserved(ip, range, &self.threats[0]);
+        }
+        match ip {
+            IpAddr::V4(v4) => self.lookup_in(ip, &self.v4, u32::from(v4)),
+            IpAddr::V6(v6) => self.lookup_in(ip, &self.v6, u128::from(v6)),
+        }
+    }
+
+    fn lookup_in<K: Key>(&self, ip: IpAddr, family: &Family<K>, key: K) -> IpRecord<'_> {
+        let threat = self.threat_at(family, key);
+        let geo = self.geo_at(family, key);
+        let network = self.network_at(family, key, threat);
+        IpRecord {
+            ip,
+            reserved: None,
+            geo,
+            network,
+            threat,
+        }
+    }
+
+    fn threat_at<K: Key>(&self, family: &Family<K>, key: K) -> &ThreatInfo {
+        let set = family.signals.value(family.signals.find(key));
+        &self.threats[set as usize]
+    }
+
+    fn geo_at<K: Key>(&self, family: &Family<K>, key: K) -> GeoView<'_> {
+        let i = family.geo.find(key);
+        let Some(loc) = self.locations.get(family.geo.value(i) as usize) else {
+            return GeoView::default();
+        };
+        let (first, last) = family.geo.bounds(i);
+        GeoView {
+            country: loc.part(0),
+            country_name: loc.part(1),
+            region: loc.part(2),
+            city: loc.part(3),
+            latitude: loc.latitude,
+            longitude: loc.longitude,
+            timezone: loc.part(4),
+            network: Some(key.largest_cidr(first, last)),
+        }
+    }
+
+    fn network_at<'a, K: Key>(
+        &'a self,
+        family: &Family<K>,
+        key: K,
+        threat: &'a ThreatInfo,
+    ) -> NetworkView<'a> {
+        let i = family.asn.find(key);
+        let info = self.as_infos.get(family.asn.value(i) as usize);
+        let isp = info.map(|a| &*a.holder);
+        let prefix = info.map(|_| {
+            let (first, last) = family.asn.bounds(i);
+            key.largest_cidr(first, last)
+        });
+        NetworkView {
+            asn: info.map(|a| a.asn),
+            isp,
+            org: threat.org.as_deref().or(isp),
+            connection_type: threat.connection_type,
+            prefix,
+        }
+    }
+}

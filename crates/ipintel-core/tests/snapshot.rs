@@ -1,0 +1,250 @@
+//! End-to-end tests of the builder and lookup on a small fixture.
+
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+
+use ipintel_core::addr::parse_ip;
+use ipintel_core::{
+    GeoData, IpRange, Signal, SignalKind, Snapshot, SnapshotBuilder, SourceId, SourceMeta,
+    ThreatLevel,
+};
+
+fn source(b: &mut SnapshotBuilder, name: &str, date: &str) -> SourceId {
+    b.source(SourceMeta {
+        name: name.into(),
+        package: Some(format!("{name}-pkg")),
+        version: Some("1.0.0".into()),
+        data_date: Some(date.into()),
+        licence: "test".into(),
+        attribution: format!("{name} fixture"),
+        records: 0,
+    })
+}
+
+fn signal(
+    kind: SignalKind,
+    source: SourceId,
+    weight: u8,
+    confidence: f32,
+    provider: Option<&str>,
+) -> Signal {
+    Signal {
+        kind,
+        source,
+        weight,
+        confidence,
+        provider: provider.map(Into::into),
+        detail: None,
+    }
+}
+
+fn cidr(text: &str) -> IpRange {
+    IpRange::from_cidr(text).unwrap()
+}
+
+fn ip(text: &str) -> IpAddr {
+    parse_ip(text).unwrap()
+}
+
+fn fixture() -> Snapshot {
+    let mut b = SnapshotBuilder::new();
+    let geo = source(&mut b, "geo", "2026-06-05");
+    let iporigin = source(&mut b, "iporigin", "2026-10-05");
+    let cloudcheck = source(&mut b, "cloudcheck", "2026-10-20");
+    let firehol = source(&mut b, "firehol_level1", "2026-03-30");
+    let spamhaus = source(&mut b, "spamhaus_drop", "2026-04-02");
+    let _ = geo;
+    b.geo(
+        cidr("8.8.8.0/24"),
+        GeoData {
+            country: Some("US".into()),
+            region: Some("California".into()),
+            city: Some("Mountain View".into()),
+            latitude: Some(37.422),
+            longitude: Some(-122.085),
+            timezone: Some("America/Los_Angeles".into()),
+        },
+    );
+    b.geo(
+        cidr("9.0.0.0/8"),
+        GeoData {
+            country: Some("DE".into()),
+            ..GeoData::default()
+        },
+    );
+    b.asn(
+        IpRange::new(ip("8.8.8.0"), ip("8.8.9.255")).unwrap(),
+        15169,
+        "Google LLC",
+    );
+    b.asn(cidr("2001:4860::/32"), 15169, "Google LLC");
+    b.signal(
+        cidr("8.8.8.0/24"),
+        signal(SignalKind::Datacenter, iporigin, 10, 0.95, Some("Google")),
+    );
+    b.signal(
+        cidr("8.8.0.0/16"),
+        signal(SignalKind::Datacenter, cloudcheck, 10, 0.8, Some("Google")),
+    );
+    // Overlapping blocklists on 9.9.9.0/24 plus a hole punched by nothing.
+    b.signal(
+        cidr("9.9.0.0/16"),
+        signal(SignalKind::Blocklist, firehol, 70, 0.8, None),
+    );
+    b.signal(
+        cidr("9.9.9.0/24"),
+        signal(SignalKind::Blocklist, spamhaus, 85, 0.9, None),
+    );
+    b.signal(
+        cidr("9.9.9.9/32"),
+        signal(SignalKind::Blocklist, spamhaus, 85, 0.9, None),
+    );
+    b.signal(
+        cidr("10.0.0.0/8"),
+        signal(SignalKind::Blocklist, firehol, 70, 0.8, None),
+    );
+    // Different kinds combine by noisy-OR: 1 - 0.55 * 0.75 -> 59.
+    b.signal(
+        cidr("5.5.5.0/24"),
+        signal(SignalKind::Tor, iporigin, 45, 0.95, Some("Tor")),
+    );
+    b.signal(
+        cidr("5.5.5.5/32"),
+        signal(SignalKind::Vpn, iporigin, 25, 0.9, Some("Mullvad")),
+    );
+    b.build()
+}
+
+#[test]
+fn record_json_shape() {
+    let s = fixture();
+    // The exact text, so field order and number formatting are pinned too.
+    let json = serde_json::to_string_pretty(&s.lookup(ip("8.8.8.8"))).unwrap();
+    insta::assert_snapshot!("google_record", json);
+}
+
+#[test]
+fn geo_and_threat_views() {
+    let s = fixture();
+    let r = s.lookup(ip("8.8.8.8"));
+    insta::assert_snapshot!(
+        "google_geo_view",
+        serde_json::to_string_pretty(&r.geo_view()).unwrap()
+    );
+    insta::assert_snapshot!(
+        "google_threat_view",
+        serde_json::to_string_pretty(&r.threat_view()).unwrap()
+    );
+}
+
+#[test]
+fn reserved_addresses_ignore_data() {
+    let s = fixture();
+    let r = s.lookup(ip("10.1.2.3"));
+    assert_eq!(r.reserved.map(|x| x.name), Some("Private-Use"));
+    assert_eq!(r.score(), 0);
+    assert!(r.threat.reasons.is_empty());
+    insta::assert_snapshot!("private_record", serde_json::to_string_pretty(&r).unwrap());
+}
+
+#[test]
+fn unknown_address_is_all_null() {
+    let s = fixture();
+    let json = serde_json::to_value(s.lookup(ip("1.1.1.1"))).unwrap();
+    for key in [
+        "country",
+        "country_name",
+        "region",
+        "city",
+        "latitude",
+        "longitude",
+        "timezone",
+        "network",
+    ] {
+        assert!(json["geo"][key].is_null(), "geo.{key}");
+    }
+    for key in ["asn", "isp", "org", "connection_type", "prefix"] {
+        assert!(json["network"][key].is_null(), "network.{key}");
+    }
+    assert_eq!(json["threat"]["level"], "clean");
+    assert_eq!(json["flag_details"], serde_json::json!({}));
+}
+
+#[test]
+fn overlapping_blocklists_combine_once_per_source() {
+    let s = fixture();
+    // firehol 70 and spamhaus 85 both say "blocklist": the kind counts at
+    // its heaviest weight (85); the /24 and /32 of spamhaus are one claim.
+    let r = s.lookup(ip("9.9.9.9"));
+    assert_eq!(r.score(), 85);
+    assert_eq!(r.level(), ThreatLevel::Critical);
+    assert_eq!(r.threat.reasons.len(), 2);
+    let r = s.lookup(ip("9.9.1.1"));
+    assert_eq!((r.score(), r.level()), (70, ThreatLevel::High));
+    assert_eq!(r.country(), Some("DE"));
+    assert_eq!(r.geo.country_name, Some("Germany"));
+    assert_eq!(
+        r.geo.network.map(|n| n.to_string()).as_deref(),
+        Some("9.0.0.0/8")
+    );
+}
+
+#[test]
+fn different_kinds_combine_by_noisy_or() {
+    let s = fixture();
+    let r = s.lookup(ip("5.5.5.5"));
+    assert_eq!((r.score(), r.level()), (59, ThreatLevel::Medium));
+    assert!(r.flags().tor && r.flags().vpn);
+    assert_eq!(r.network.org, Some("Mullvad"));
+    assert_eq!(s.lookup(ip("5.5.5.4")).score(), 45);
+}
+
+#[test]
+fn prefixes_are_largest_cidr_inside_the_range() {
+    let s = fixture();
+    let r = s.lookup(ip("8.8.9.1"));
+    assert_eq!(
+        r.network.prefix.map(|n| n.to_string()).as_deref(),
+        Some("8.8.8.0/23")
+    );
+    assert_eq!(r.network.org, Some("Google"));
+    let r = s.lookup(ip("2001:4860:4860::8888"));
+    assert_eq!(r.asn(), Some(15169));
+    assert_eq!(
+        r.network.prefix.map(|n| n.to_string()).as_deref(),
+        Some("2001:4860::/32")
+    );
+    assert_eq!(r.network.org, Some("Google LLC"));
+}
+
+#[test]
+fn mapped_ipv6_is_answered_as_ipv4() {
+    let s = fixture();
+    let a = serde_json::to_value(s.lookup(ip("8.8.8.8"))).unwrap();
+    let b = serde_json::to_value(s.lookup("::ffff:8.8.8.8".parse().unwrap())).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn empty_snapshot_answers() {
+    let s = Snapshot::empty();
+    let r = s.lookup(ip("8.8.8.8"));
+    assert_eq!(r.country(), None);
+    assert_eq!(r.score(), 0);
+    assert!(s.meta().sources.is_empty());
+}
+
+#[test]
+fn build_is_deterministic() {
+    let a = serde_json::to_string(&fixture().lookup(ip("9.9.9.9"))).unwrap();
+    let b = serde_json::to_string(&fixture().lookup(ip("9.9.9.9"))).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn snapshot_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Snapshot>();
+}

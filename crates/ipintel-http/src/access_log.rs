@@ -1,0 +1,38 @@
+//! One access log line per request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::auth::KeyTag;
+
+/// Logs method, route template, status, duration and key id (never the
+/// secret, never the raw path, which holds the looked-up address).
+pub(crate) async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+
+    let response = next.run(request).await;
+
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let key_id = response
+        .extensions()
+        .get::<KeyTag>()
+        .map(|tag| tag.0.as_str());
+    tracing::info!(
+        target: "ipintel::access",
+        method = %method,
+        route = route.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        duration_us,
+        key_id = key_id.unwrap_or("-"),
+        "request"
+    );
+    response
+}

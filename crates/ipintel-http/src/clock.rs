@@ -1,0 +1,108 @@
+//! Wall-clock helpers: unix time and civil (proleptic Gregorian) dates.
+
+pub(crate) use ipintel_store::now_unix;
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Days since 1970-01-01 of a civil date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    // Count years from March so that the leap day ends a year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The civil date (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Parses `YYYY-MM-DD` into days since the epoch; `None` if malformed.
+pub(crate) fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let valid = text.len() == 10 && (1..=12).contains(&month) && (1..=31).contains(&day);
+    let days = days_from_civil(year, month, day);
+    // Reject dates such as 02-30 that roll over into the next month.
+    (valid && civil_from_days(days) == (year, month, day)).then_some(days)
+}
+
+/// Whole days from the date `days` to the instant `now_unix` (may be negative).
+pub(crate) fn age_days(days: i64, now_unix: i64) -> i64 {
+    now_unix.div_euclid(SECS_PER_DAY) - days
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a unix time.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    let (year, month, day) = civil_from_days(unix.div_euclid(SECS_PER_DAY));
+    let secs = unix.rem_euclid(SECS_PER_DAY);
+    let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_and_known_dates() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2000-03-01"), Some(11_017));
+        assert_eq!(parse_date("2026-06-05"), Some(20_609));
+    }
+
+    #[test]
+    fn rejects_malformed_dates() {
+        for bad in [
+            "",
+            "2026-6-5",
+            "2026-02-30",
+            "2026-13-01",
+            "2026/06/05",
+            "x-y-z",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_round_trip_over_leap_years() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn age_counts_whole_days() {
+        let day = parse_date("2026-06-05").unwrap();
+        assert_eq!(age_days(day, day * 86_400 + 86_399), 0);
+        assert_eq!(age_days(day, (day + 3) * 86_400), 3);
+    }
+}

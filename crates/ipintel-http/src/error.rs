@@ -1,0 +1,217 @@
+//! The one error type of the API and its JSON envelope.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ipintel_store::{AuthError, StoreError};
+use serde::Serialize;
+
+use crate::reply;
+
+/// Every way a request can fail, each with a stable machine-readable code.
+///
+/// Rendering (`IntoResponse`) is the only place where errors become HTTP:
+/// the status, the envelope `{"error": {"code", "message", "status"}}`, and
+/// `Retry-After` where the client should wait. Causes that the client must
+/// not see (store failures, internal errors) are logged here, once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The path segment is not a strictly formed IP address.
+    #[error("the path does not hold a valid IP address: {0}")]
+    InvalidIp(String),
+    /// No key in `X-API-Key` nor in `Authorization: Bearer`.
+    #[error(
+        "an API key is required: send it in the X-API-Key header or as Authorization: Bearer <key>"
+    )]
+    MissingApiKey,
+    /// The key is malformed or unknown (deliberately not told apart).
+    #[error("the API key is malformed or unknown")]
+    InvalidApiKey,
+    /// The key exists but was revoked.
+    #[error("the API key has been revoked")]
+    RevokedApiKey,
+    /// Today's quota of the key is used up.
+    #[error("the daily lookup quota of this key is used up; it resets at 00:00 UTC")]
+    QuotaExceeded {
+        /// Seconds until the quota resets.
+        retry_after_secs: u64,
+    },
+    /// No route matches the path.
+    #[error("no such resource")]
+    NotFound,
+    /// The path exists but not with this method.
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    /// Too many keys created from one client address.
+    #[error("too many keys were created from this address; try again later")]
+    RateLimited {
+        /// Seconds until another key may be created.
+        retry_after_secs: u64,
+    },
+    /// The account store could not answer.
+    #[error("the account store is unavailable; try again shortly")]
+    StoreUnavailable(#[source] StoreError),
+    /// No IP data is loaded yet.
+    #[error("no IP data is loaded")]
+    NotReady,
+    /// Anything unexpected; the cause is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidIp(_) => StatusCode::BAD_REQUEST,
+            Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::RevokedApiKey => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StoreUnavailable(_) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidIp(_) => "invalid_ip",
+            Self::MissingApiKey => "missing_api_key",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::RevokedApiKey => "revoked_api_key",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::NotReady => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::QuotaExceeded { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        }
+    }
+
+    fn log_cause(&self) {
+        match self {
+            Self::StoreUnavailable(cause) => {
+                tracing::error!(error = %cause, "account store unavailable");
+            }
+            Self::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            _ => {}
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Malformed | AuthError::UnknownKey => Self::InvalidApiKey,
+            AuthError::Revoked => Self::RevokedApiKey,
+            AuthError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Self::QuotaExceeded { retry_after_secs },
+            AuthError::Unavailable(cause) => Self::StoreUnavailable(cause),
+            other => Self::Internal(format!("unexpected authentication error: {other}")),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::StoreUnavailable(err)
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize)]
+pub(crate) struct Envelope<'a> {
+    pub(crate) error: EnvelopeBody<'a>,
+}
+
+/// The inside of [`Envelope`].
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvelopeBody<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) status: u16,
+}
+
+/// Renders an envelope without logging anything.
+pub(crate) fn envelope_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = Envelope {
+        error: EnvelopeBody {
+            code,
+            message,
+            status: status.as_u16(),
+        },
+    };
+    reply::json(status, &body)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_cause();
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = envelope_response(status, self.code(), &message);
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn envelope_carries_code_message_and_status() {
+        let response = ApiError::InvalidIp("bad".into()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "invalid_ip");
+        assert_eq!(body["error"]["status"], 400);
+        assert!(body["error"]["message"].as_str().unwrap().contains("bad"));
+    }
+
+    #[tokio::test]
+    async fn internal_error_hides_its_cause() {
+        let response = ApiError::Internal("secret detail".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("secret detail"));
+    }
+
+    #[test]
+    fn quota_refusal_sets_retry_after() {
+        let response = ApiError::QuotaExceeded {
+            retry_after_secs: 42,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+}

@@ -1,0 +1,512 @@
+//! The request-path meter on real SQLite files in a temporary directory.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml allows it in tests).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipintel_store::{
+    key, now_unix, Accounts, AuthError, KeyHandle, NewKey, Plan, PlanLimits, SqliteStore, Store,
+    UtcDay,
+};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: Arc<SqliteStore>,
+    accounts: Arc<Accounts>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let accounts = Accounts::open(store.clone(), PlanLimits::default())
+        .await
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        store,
+        accounts,
+    }
+}
+
+/// A second, independent handle on the same file, as the CLI would open.
+async fn second_handle(path: &Path) -> (Arc<SqliteStore>, Arc<Accounts>) {
+    let store = Arc::new(SqliteStore::open(path).await.unwrap());
+    let accounts = Accounts::open(store.clone(), PlanLimits::default())
+        .await
+        .unwrap();
+    (store, accounts)
+}
+
+async fn new_free_key(accounts: &Accounts) -> (String, KeyHandle) {
+    let (_, text) = accounts.create_key(None, None).await.unwrap();
+    let handle = accounts.authenticate(&text).await.unwrap();
+    (text, handle)
+}
+
+fn consume_all(accounts: &Accounts, key: &KeyHandle, times: u64, now: i64) {
+    for i in 0..times {
+        let quota = accounts.consume(key, 1, now).unwrap();
+        assert_eq!(quota.remaining, quota.limit - i - 1);
+    }
+}
+
+fn assert_quota_exceeded(result: Result<ipintel_store::Quota, AuthError>, now: i64) {
+    match result {
+        Err(AuthError::QuotaExceeded {
+            quota,
+            retry_after_secs,
+        }) => {
+            assert_eq!(quota.remaining, 0);
+            let until_midnight = UtcDay::from_unix(now).next_start_unix() - now;
+            assert_eq!(quota.reset_unix, now + until_midnight);
+            assert!(retry_after_secs >= 1);
+            assert!(retry_after_secs <= u64::try_from(until_midnight).unwrap());
+        }
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+}
+
+async fn wait_until(mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_101st_lookup_of_a_free_key_is_refused() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    assert_eq!(key.plan(), Plan::Free);
+    assert_eq!(key.daily_limit(), 100);
+
+    consume_all(&f.accounts, &key, 100, now);
+    assert_quota_exceeded(f.accounts.consume(&key, 1, now), now);
+    assert_eq!(
+        f.accounts.quota(&key, now).remaining,
+        0,
+        "a refusal counts nothing"
+    );
+
+    f.accounts.flush().await.unwrap();
+    let day = UtcDay::from_unix(now);
+    assert_eq!(
+        f.store.usage_between(key.id(), day, day).await.unwrap(),
+        100
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_rest_is_refused_whole() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    f.accounts.consume(&key, 95, now).unwrap();
+    match f.accounts.consume(&key, 6, now) {
+        Err(AuthError::QuotaExceeded { quota, .. }) => assert_eq!(quota.remaining, 5),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    let quota = f.accounts.quota(&key, now);
+    assert_eq!(quota.remaining, 5);
+    assert_eq!(f.accounts.consume(&key, 5, now).unwrap().remaining, 0);
+}
+
+#[tokio::test]
+async fn the_first_counted_lookup_provisions_the_free_plan() {
+    let f = fixture().await;
+    let (info, text) = f.accounts.create_key(None, None).await.unwrap();
+    let key = f.accounts.authenticate(&text).await.unwrap();
+    f.accounts.flush().await.unwrap();
+    let stored = f.store.get_key(&info.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.info.plan, None,
+        "authentication alone provisions nothing"
+    );
+
+    f.accounts.consume(&key, 1, now_unix()).unwrap();
+    f.accounts.flush().await.unwrap();
+    let stored = f.store.get_key(&info.id).await.unwrap().unwrap();
+    assert_eq!(stored.info.plan, Some(Plan::Free));
+    assert!(stored.info.plan_provisioned_at.is_some());
+}
+
+#[tokio::test]
+async fn the_quota_survives_a_restart() {
+    let f = fixture().await;
+    let (text, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    consume_all(&f.accounts, &key, 100, now);
+    f.accounts.flush().await.unwrap();
+    drop(key);
+    let Fixture {
+        _dir,
+        path,
+        store,
+        accounts,
+    } = f;
+    drop(accounts);
+    store.close().await;
+
+    // Opening loads today's counts, so the key is already cached.
+    let (_, reopened) = second_handle(&path).await;
+    let key = reopened.authenticate(&text).await.unwrap();
+    assert_quota_exceeded(reopened.consume(&key, 1, now), now);
+    let usage = reopened.usage(&key, now).await.unwrap();
+    assert_eq!(usage.today, 100);
+    assert_eq!(usage.this_month, 100);
+}
+
+#[tokio::test]
+async fn a_key_loaded_after_start_brings_its_count() {
+    let f = fixture().await;
+    // Opened before the key has any usage: it will load the key lazily.
+    let (_, other) = second_handle(&f.path).await;
+    let (text, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    consume_all(&f.accounts, &key, 100, now);
+    f.accounts.flush().await.unwrap();
+
+    let key = other.authenticate(&text).await.unwrap();
+    assert_quota_exceeded(other.consume(&key, 1, now), now);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_lookups_never_exceed_the_limit() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let accounts = f.accounts.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut admitted = 0u64;
+                for _ in 0..50 {
+                    match accounts.consume(&key, 1, now) {
+                        Ok(_) => admitted += 1,
+                        Err(AuthError::QuotaExceeded { .. }) => {}
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert_eq!(admitted, 100);
+
+    f.accounts.flush().await.unwrap();
+    let day = UtcDay::from_unix(now);
+    assert_eq!(
+        f.store.usage_between(key.id(), day, day).await.unwrap(),
+        100
+    );
+}
+
+#[tokio::test]
+async fn the_quota_resets_at_utc_midnight() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let today = UtcDay::from_unix(now_unix());
+    let last_second = today.next_start_unix() - 1;
+    let midnight = today.next_start_unix();
+
+    consume_all(&f.accounts, &key, 100, last_second);
+    match f.accounts.consume(&key, 1, last_second) {
+        Err(AuthError::QuotaExceeded {
+            retry_after_secs, ..
+        }) => assert_eq!(retry_after_secs, 1),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    let quota = f.accounts.consume(&key, 1, midnight).unwrap();
+    assert_eq!(quota.remaining, 99);
+    assert_eq!(quota.reset_unix, midnight + 86_400);
+
+    // Both days' counts reach the store under their own day.
+    f.accounts.flush().await.unwrap();
+    let tomorrow = UtcDay::from_unix(midnight);
+    assert_eq!(
+        f.store.usage_between(key.id(), today, today).await.unwrap(),
+        100
+    );
+    assert_eq!(
+        f.store
+            .usage_between(key.id(), tomorrow, tomorrow)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn usage_reports_today_and_the_month_including_unwritten_counts() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    // Two consecutive days of one month, in the future of the real clock.
+    let (first_of_month, _) =
+        UtcDay::from_days(UtcDay::from_unix(now_unix()).days() + 40).month_bounds();
+    let day1 = first_of_month.start_unix() + 3_600;
+    let day2 = day1 + 86_400;
+
+    f.accounts.consume(&key, 30, day1).unwrap();
+    f.accounts.flush().await.unwrap();
+    f.accounts.consume(&key, 4, day2).unwrap();
+    let usage = f.accounts.usage(&key, day2).await.unwrap();
+    assert_eq!(usage.today, 4);
+    assert_eq!(usage.this_month, 34);
+    assert_eq!(usage.plan, Plan::Free);
+    assert_eq!(usage.daily_limit, 100);
+    assert_eq!(usage.reset_unix, first_of_month.start_unix() + 2 * 86_400);
+    let json = serde_json::to_value(&usage).unwrap();
+    assert_eq!(json["key_id"], key.id().as_str());
+    assert_eq!(json["this_month"], 34);
+}
+
+#[tokio::test]
+async fn wrong_secrets_unknown_ids_and_garbage_are_refused() {
+    let f = fixture().await;
+    let (text, _) = new_free_key(&f.accounts).await;
+    let mut wrong = text.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+
+    assert!(matches!(
+        f.accounts.authenticate(&wrong).await,
+        Err(AuthError::UnknownKey)
+    ));
+    let unknown = key::generate().expose_key_text();
+    assert!(matches!(
+        f.accounts.authenticate(&unknown).await,
+        Err(AuthError::UnknownKey)
+    ));
+    for garbage in ["", "Bearer x", &text[..text.len() - 1], &format!("{text} ")] {
+        assert!(matches!(
+            f.accounts.authenticate(garbage).await,
+            Err(AuthError::Malformed)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_cached_key_needs_no_database() {
+    let f = fixture().await;
+    let (text, _) = new_free_key(&f.accounts).await;
+    let unknown = key::generate().expose_key_text();
+    assert!(matches!(
+        f.accounts.authenticate(&unknown).await,
+        Err(AuthError::UnknownKey)
+    ));
+    f.store.close().await;
+
+    let key = f.accounts.authenticate(&text).await.unwrap();
+    f.accounts.consume(&key, 1, now_unix()).unwrap();
+    // The miss is remembered: no database round trip, so no store error.
+    assert!(matches!(
+        f.accounts.authenticate(&unknown).await,
+        Err(AuthError::UnknownKey)
+    ));
+    let fresh = key::generate().expose_key_text();
+    assert!(matches!(
+        f.accounts.authenticate(&fresh).await,
+        Err(AuthError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_revocation_by_another_process_is_picked_up_by_the_poll() {
+    let f = fixture().await;
+    let (text, key) = new_free_key(&f.accounts).await;
+    let shutdown = CancellationToken::new();
+    let task = f.accounts.spawn_background(shutdown.clone());
+
+    let (_, cli) = second_handle(&f.path).await;
+    assert!(cli.revoke_key(key.id()).await.unwrap());
+    let accounts = f.accounts.clone();
+    let picked_up =
+        wait_until(async || matches!(accounts.authenticate(&text).await, Err(AuthError::Revoked)))
+            .await;
+    assert!(picked_up, "revocation not seen within 8 s");
+    assert!(matches!(
+        f.accounts.consume(&key, 1, now_unix()),
+        Err(AuthError::Revoked)
+    ));
+
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plan_change_by_another_process_changes_the_limit() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let (_, cli) = second_handle(&f.path).await;
+    assert!(cli.set_plan(key.id(), Plan::Custom, Some(3)).await.unwrap());
+    assert_eq!(key.daily_limit(), 100, "not before the poll");
+
+    f.accounts.poll_changes().await.unwrap();
+    assert_eq!(key.plan(), Plan::Custom);
+    assert_eq!(key.daily_limit(), 3);
+    let now = now_unix();
+    f.accounts.consume(&key, 3, now).unwrap();
+    assert_quota_exceeded(f.accounts.consume(&key, 1, now), now);
+}
+
+#[tokio::test]
+async fn a_key_created_elsewhere_is_found_after_its_miss_is_cleared() {
+    let f = fixture().await;
+    let presented = key::generate();
+    let text = presented.expose_key_text();
+    assert!(matches!(
+        f.accounts.authenticate(&text).await,
+        Err(AuthError::UnknownKey)
+    ));
+
+    let (cli_store, _) = second_handle(&f.path).await;
+    let new = NewKey {
+        id: presented.id.clone(),
+        secret_hash: presented.secret_hash(),
+        label: None,
+        plan: None,
+        daily_limit_override: None,
+        created_at: now_unix(),
+    };
+    cli_store.insert_key(&new).await.unwrap();
+    assert!(
+        matches!(
+            f.accounts.authenticate(&text).await,
+            Err(AuthError::UnknownKey)
+        ),
+        "the miss is remembered"
+    );
+    f.accounts.poll_changes().await.unwrap();
+    assert!(f.accounts.authenticate(&text).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_failed_flush_keeps_its_counts_for_the_next() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    let url = format!("sqlite://{}", f.path.display());
+    let mut saboteur = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_daily \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(&mut saboteur)
+    .await
+    .unwrap();
+
+    f.accounts.consume(&key, 10, now).unwrap();
+    assert!(f.accounts.flush().await.is_err());
+    f.accounts.consume(&key, 5, now).unwrap();
+    assert!(f.accounts.flush().await.is_err());
+    assert_eq!(f.accounts.usage(&key, now).await.unwrap().this_month, 15);
+
+    sqlx::query("DROP TRIGGER refuse_usage")
+        .execute(&mut saboteur)
+        .await
+        .unwrap();
+    f.accounts.flush().await.unwrap();
+    let day = UtcDay::from_unix(now);
+    assert_eq!(f.store.usage_between(key.id(), day, day).await.unwrap(), 15);
+    assert_eq!(f.accounts.usage(&key, now).await.unwrap().this_month, 15);
+    let stored = f.store.get_key(key.id()).await.unwrap().unwrap();
+    assert_eq!(stored.info.plan, Some(Plan::Free));
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_writes_every_count() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let shutdown = CancellationToken::new();
+    let task = f.accounts.spawn_background(shutdown.clone());
+    let now = now_unix();
+    f.accounts.consume(&key, 7, now).unwrap();
+    shutdown.cancel();
+    task.await.unwrap();
+
+    let day = UtcDay::from_unix(now);
+    assert_eq!(f.store.usage_between(key.id(), day, day).await.unwrap(), 7);
+}
+
+#[tokio::test]
+async fn the_background_task_flushes_within_seconds() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let shutdown = CancellationToken::new();
+    let task = f.accounts.spawn_background(shutdown.clone());
+    let now = now_unix();
+    f.accounts.consume(&key, 3, now).unwrap();
+    let day = UtcDay::from_unix(now);
+    let store = f.store.clone();
+    let id = key.id().clone();
+    let written = wait_until(async || store.usage_between(&id, day, day).await.unwrap() == 3).await;
+    assert!(written, "counts not written within 8 s");
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_plan_write_does_not_count_usage_twice() {
+    let f = fixture().await;
+    let (_, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    let url = format!("sqlite://{}", f.path.display());
+    let mut saboteur = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_plan BEFORE UPDATE ON api_keys \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(&mut saboteur)
+    .await
+    .unwrap();
+
+    f.accounts.consume(&key, 9, now).unwrap();
+    assert!(f.accounts.flush().await.is_err(), "the plan write fails");
+    sqlx::query("DROP TRIGGER refuse_plan")
+        .execute(&mut saboteur)
+        .await
+        .unwrap();
+    f.accounts.flush().await.unwrap();
+
+    let day = UtcDay::from_unix(now);
+    assert_eq!(f.store.usage_between(key.id(), day, day).await.unwrap(), 9);
+    let stored = f.store.get_key(key.id()).await.unwrap().unwrap();
+    assert_eq!(stored.info.plan, Some(Plan::Free));
+}
+
+#[tokio::test]
+async fn admit_authenticates_and_counts() {
+    let f = fixture().await;
+    let (text, key) = new_free_key(&f.accounts).await;
+    let now = now_unix();
+    let (admitted, quota) = f.accounts.admit(&text, 2, now).await.unwrap();
+    assert_eq!(admitted.id(), key.id());
+    assert_eq!(quota.remaining, 98);
+    assert!(matches!(
+        f.accounts.admit(&text, 99, now).await,
+        Err(AuthError::QuotaExceeded { .. })
+    ));
+    assert!(matches!(
+        f.accounts.admit("nope", 1, now).await,
+        Err(AuthError::Malformed)
+    ));
+}

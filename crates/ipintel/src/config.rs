@@ -1,0 +1,454 @@
+//! Typed configuration: one struct per area, each read from environment
+//! variables, with command-line flags taking precedence.
+//!
+//! Every problem is collected with the name of the setting at fault, so one
+//! run reports all of them; the caller exits with code 64.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipintel_http::{HttpConfig, TrustedProxies};
+use ipintel_store::PlanLimits;
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for bad configuration or usage (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// A snapshot of the environment variables this program reads.
+#[derive(Debug, Default, Clone)]
+pub struct Env {
+    vars: BTreeMap<String, OsString>,
+}
+
+impl Env {
+    /// The variables of this process.
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars_os()
+                .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+                .collect(),
+        }
+    }
+
+    /// Given variables, for tests.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let vars = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), OsString::from(value)))
+            .collect();
+        Self { vars }
+    }
+
+    /// The text of `name`; unset and empty are the same. Non-UTF-8 is a problem.
+    fn text(&self, name: &'static str, problems: &mut Problems) -> Option<String> {
+        let value = self.vars.get(name)?;
+        match value.to_str() {
+            Some("") => None,
+            Some(text) => Some(text.trim().to_owned()),
+            None => {
+                problems.add(name, "is not valid UTF-8");
+                None
+            }
+        }
+    }
+
+    /// Parses `name` if set, recording a problem naming it if it does not parse.
+    fn parse<T>(&self, name: &'static str, what: &str, problems: &mut Problems) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let text = self.text(name, problems)?;
+        match text.parse() {
+            Ok(value) => Some(value),
+            Err(err) => {
+                problems.add(name, format!("'{text}' is not {what}: {err}"));
+                None
+            }
+        }
+    }
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The environment variable or flag at fault.
+    pub setting: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// All configuration problems found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, setting: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            setting: setting.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The problems, in the order found.
+    #[cfg(test)]
+    pub fn list(&self) -> &[Problem] {
+        &self.0
+    }
+
+    fn into_result<T>(self, value: T) -> Result<T, Problems> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "bad configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  {}: {}", problem.setting, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Socket address to bind (`IPINTEL_BIND`, `--bind`).
+    pub bind: SocketAddr,
+}
+
+impl ServerConfig {
+    const DEFAULT_BIND: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
+    fn load(env: &Env, flag: Option<SocketAddr>, problems: &mut Problems) -> Self {
+        let bind = flag
+            .or_else(|| env.parse("IPINTEL_BIND", "a socket address (host:port)", problems))
+            .unwrap_or(Self::DEFAULT_BIND);
+        Self { bind }
+    }
+}
+
+/// Where the IP data lives.
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    /// Directory holding `manifest.json` (`IPINTEL_DATA_DIR`, `--data-dir`).
+    pub dir: PathBuf,
+}
+
+impl DataConfig {
+    fn load(env: &Env, flag: Option<PathBuf>, problems: &mut Problems) -> Self {
+        let dir = flag
+            .or_else(|| env.text("IPINTEL_DATA_DIR", problems).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data"));
+        Self { dir }
+    }
+}
+
+/// Where keys and usage are stored.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// SQLite database file (`IPINTEL_DB`, `--db`).
+    pub db: PathBuf,
+}
+
+impl StoreConfig {
+    fn load(env: &Env, flag: Option<PathBuf>, problems: &mut Problems) -> Self {
+        let db = flag
+            .or_else(|| env.text("IPINTEL_DB", problems).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("var/ipintel.db"));
+        Self { db }
+    }
+}
+
+/// Daily lookup limits per plan.
+#[derive(Debug, Clone)]
+pub struct PlanConfig {
+    /// The limits (`IPINTEL_PLAN_<PLAN>_DAILY`).
+    pub limits: PlanLimits,
+}
+
+impl PlanConfig {
+    fn load(env: &Env, problems: &mut Problems) -> Self {
+        let defaults = PlanLimits::default();
+        let mut read = |name, default| {
+            env.parse(name, "a whole number of lookups", problems)
+                .unwrap_or(default)
+        };
+        let limits = PlanLimits {
+            free: read("IPINTEL_PLAN_FREE_DAILY", defaults.free),
+            professional: read("IPINTEL_PLAN_PROFESSIONAL_DAILY", defaults.professional),
+            enterprise: read("IPINTEL_PLAN_ENTERPRISE_DAILY", defaults.enterprise),
+            custom: read("IPINTEL_PLAN_CUSTOM_DAILY", defaults.custom),
+        };
+        Self { limits }
+    }
+}
+
+/// Who may forward client addresses, and self-service key creation.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// The HTTP layer's settings (`IPINTEL_TRUSTED_PROXIES`,
+    /// `IPINTEL_KEYS_PER_HOUR_PER_CLIENT`).
+    pub http: HttpConfig,
+}
+
+impl AccessConfig {
+    fn load(env: &Env, problems: &mut Problems) -> Self {
+        let defaults = HttpConfig::default();
+        let trusted_proxies: TrustedProxies = env
+            .parse(
+                "IPINTEL_TRUSTED_PROXIES",
+                "a comma-separated list of CIDR networks",
+                problems,
+            )
+            .unwrap_or_default();
+        let keys_per_hour_per_client = env
+            .parse(
+                "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
+                "a whole number of keys",
+                problems,
+            )
+            .unwrap_or(defaults.keys_per_hour_per_client);
+        Self {
+            http: HttpConfig {
+                trusted_proxies,
+                keys_per_hour_per_client,
+            },
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected json or text".to_owned()),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Format (`IPINTEL_LOG_FORMAT`, default text).
+    pub format: LogFormat,
+    /// Filter directives (`RUST_LOG`, default `info`).
+    pub filter: String,
+}
+
+impl LogConfig {
+    fn load(env: &Env, problems: &mut Problems) -> Self {
+        let format = env
+            .parse("IPINTEL_LOG_FORMAT", "a log format", problems)
+            .unwrap_or(LogFormat::Text);
+        let filter = env
+            .text("RUST_LOG", problems)
+            .unwrap_or_else(|| "info".to_owned());
+        if let Err(err) = EnvFilter::try_new(&filter) {
+            problems.add("RUST_LOG", format!("'{filter}' is not a filter: {err}"));
+        }
+        Self { format, filter }
+    }
+}
+
+/// Flags of `ipintel serve` that override the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ServeFlags {
+    /// `--bind`.
+    pub bind: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--db`.
+    pub db: Option<PathBuf>,
+}
+
+/// Everything `ipintel serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listening address.
+    pub server: ServerConfig,
+    /// IP data.
+    pub data: DataConfig,
+    /// Key store.
+    pub store: StoreConfig,
+    /// Plan limits.
+    pub plans: PlanConfig,
+    /// Proxies and key creation.
+    pub access: AccessConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl ServeConfig {
+    /// Reads every area; all problems at once.
+    pub fn load(env: &Env, flags: ServeFlags) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let config = Self {
+            server: ServerConfig::load(env, flags.bind, &mut problems),
+            data: DataConfig::load(env, flags.data_dir, &mut problems),
+            store: StoreConfig::load(env, flags.db, &mut problems),
+            plans: PlanConfig::load(env, &mut problems),
+            access: AccessConfig::load(env, &mut problems),
+            log: LogConfig::load(env, &mut problems),
+        };
+        problems.into_result(config)
+    }
+}
+
+/// Everything `ipintel keys ...` needs.
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    /// Key store.
+    pub store: StoreConfig,
+    /// Plan limits (to report a key's daily limit).
+    pub plans: PlanConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl KeysConfig {
+    /// Reads the areas the key commands use.
+    pub fn load(env: &Env, db: Option<PathBuf>) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let config = Self {
+            store: StoreConfig::load(env, db, &mut problems),
+            plans: PlanConfig::load(env, &mut problems),
+            log: LogConfig::load(env, &mut problems),
+        };
+        problems.into_result(config)
+    }
+}
+
+/// Everything `ipintel lookup` needs.
+#[derive(Debug, Clone)]
+pub struct LookupConfig {
+    /// IP data.
+    pub data: DataConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl LookupConfig {
+    /// Reads the areas the offline lookup uses.
+    pub fn load(env: &Env, data_dir: Option<PathBuf>) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let config = Self {
+            data: DataConfig::load(env, data_dir, &mut problems),
+            log: LogConfig::load(env, &mut problems),
+        };
+        problems.into_result(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(problems: &Problems) -> Vec<&str> {
+        problems.list().iter().map(|p| p.setting.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_variables() {
+        let config = ServeConfig::load(&Env::default(), ServeFlags::default()).unwrap();
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data.dir, PathBuf::from("data"));
+        assert_eq!(config.store.db, PathBuf::from("var/ipintel.db"));
+        assert_eq!(config.plans.limits, PlanLimits::default());
+        assert_eq!(config.access.http.keys_per_hour_per_client, 5);
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn variables_are_read() {
+        let env = Env::from_pairs(&[
+            ("IPINTEL_BIND", "0.0.0.0:9000"),
+            ("IPINTEL_PLAN_FREE_DAILY", "250"),
+            ("IPINTEL_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("IPINTEL_KEYS_PER_HOUR_PER_CLIENT", "2"),
+            ("IPINTEL_LOG_FORMAT", "JSON"),
+        ]);
+        let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
+        assert_eq!(config.server.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.plans.limits.free, 250);
+        assert_eq!(config.access.http.trusted_proxies.networks().len(), 2);
+        assert_eq!(config.access.http.keys_per_hour_per_client, 2);
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn flags_override_variables_and_their_problems() {
+        let env = Env::from_pairs(&[("IPINTEL_BIND", "nonsense"), ("IPINTEL_DB", "a.db")]);
+        let flags = ServeFlags {
+            bind: Some("127.0.0.1:1".parse().unwrap()),
+            db: Some(PathBuf::from("b.db")),
+            ..ServeFlags::default()
+        };
+        let config = ServeConfig::load(&env, flags).unwrap();
+        assert_eq!(config.server.bind.port(), 1);
+        assert_eq!(config.store.db, PathBuf::from("b.db"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_name() {
+        let env = Env::from_pairs(&[
+            ("IPINTEL_BIND", "localhost"),
+            ("IPINTEL_PLAN_PROFESSIONAL_DAILY", "-3"),
+            ("IPINTEL_TRUSTED_PROXIES", "10.0.0.0/8,not-a-net"),
+            ("IPINTEL_KEYS_PER_HOUR_PER_CLIENT", "many"),
+            ("IPINTEL_LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,[[["),
+        ]);
+        let problems = ServeConfig::load(&env, ServeFlags::default()).unwrap_err();
+        assert_eq!(
+            settings(&problems),
+            [
+                "IPINTEL_BIND",
+                "IPINTEL_PLAN_PROFESSIONAL_DAILY",
+                "IPINTEL_TRUSTED_PROXIES",
+                "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
+                "IPINTEL_LOG_FORMAT",
+                "RUST_LOG",
+            ]
+        );
+        let text = problems.to_string();
+        assert!(text.contains("not-a-net"), "{text}");
+    }
+
+    #[test]
+    fn key_commands_ignore_server_settings() {
+        let env = Env::from_pairs(&[("IPINTEL_BIND", "broken"), ("IPINTEL_DB", "k.db")]);
+        let config = KeysConfig::load(&env, None).unwrap();
+        assert_eq!(config.store.db, PathBuf::from("k.db"));
+    }
+
+    #[test]
+    fn empty_variable_means_unset() {
+        let env = Env::from_pairs(&[("IPINTEL_BIND", "")]);
+        let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
+        assert_eq!(config.server.bind.port(), 8080);
+    }
+}

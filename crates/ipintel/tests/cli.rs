@@ -1,0 +1,340 @@
+//! The `ipintel` command run as a process: key management against a
+//! SQLite file in a temporary directory, configuration errors, offline
+//! lookups and a serve/stop cycle on a tiny data set.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+use support::tiny_data_dir;
+
+const SETTINGS: [&str; 12] = [
+    "IPINTEL_BIND",
+    "IPINTEL_DATA_DIR",
+    "IPINTEL_DB",
+    "IPINTEL_TRUSTED_PROXIES",
+    "IPINTEL_PLAN_FREE_DAILY",
+    "IPINTEL_PLAN_PROFESSIONAL_DAILY",
+    "IPINTEL_PLAN_ENTERPRISE_DAILY",
+    "IPINTEL_PLAN_CUSTOM_DAILY",
+    "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
+    "IPINTEL_LOG_FORMAT",
+    "RUST_LOG",
+    "IPINTEL_UNUSED",
+];
+
+/// The binary with none of its settings inherited from the caller.
+fn ipintel(db: &Path) -> Command {
+    let mut cmd = cargo_bin_cmd!("ipintel");
+    for name in SETTINGS {
+        cmd.env_remove(name);
+    }
+    cmd.env("IPINTEL_DB", db).env("RUST_LOG", "warn");
+    cmd
+}
+
+fn stdout_json(cmd: &mut Command) -> Value {
+    let output = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&output).unwrap()
+}
+
+#[test]
+fn keys_create_list_revoke_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+
+    let created = stdout_json(ipintel(&db).args([
+        "keys",
+        "create",
+        "--label",
+        "alice",
+        "--plan",
+        "professional",
+        "--json",
+    ]));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&format!("ipintel_{id}_")));
+    assert_eq!(created["plan"], "professional");
+    assert_eq!(created["daily_limit"], 10_000);
+
+    let listed = stdout_json(ipintel(&db).args(["keys", "list", "--json"]));
+    let entry = &listed.as_array().unwrap()[0];
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["label"], "alice");
+    assert_eq!(entry["plan"], "professional");
+    assert_eq!(entry["revoked_at"], Value::Null);
+    assert!(
+        !listed.to_string().contains(&key[key.len() - 32..]),
+        "secret listed"
+    );
+
+    ipintel(&db)
+        .args(["keys", "revoke", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("revoked {id}")));
+    let listed = stdout_json(ipintel(&db).args(["keys", "list", "--json"]));
+    assert!(listed[0]["revoked_at"].is_i64());
+
+    ipintel(&db)
+        .args(["keys", "revoke", &id])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already revoked"));
+}
+
+#[test]
+fn keys_text_output_shows_the_key_once_and_lists_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+
+    let out = ipintel(&db)
+        .args(["keys", "create", "--label", "bob"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let key = text
+        .lines()
+        .find_map(|line| line.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let id = key.split('_').nth(1).unwrap().to_owned();
+
+    ipintel(&db)
+        .args(["keys", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(id.as_str()))
+        .stdout(predicate::str::contains("bob"))
+        .stdout(predicate::str::contains(&key[key.len() - 32..]).not());
+}
+
+#[test]
+fn custom_daily_limit_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let created =
+        stdout_json(ipintel(&db).args(["keys", "create", "--daily-limit", "42", "--json"]));
+    assert_eq!(created["plan"], "custom");
+    assert_eq!(created["daily_limit"], 42);
+    let listed = stdout_json(ipintel(&db).args(["keys", "list", "--json"]));
+    assert_eq!(listed[0]["daily_limit_override"], 42);
+    assert_eq!(listed[0]["plan"], "custom");
+}
+
+#[test]
+fn daily_limit_on_another_plan_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    ipintel(&db)
+        .args(["keys", "create", "--plan", "free", "--daily-limit", "5"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--daily-limit"));
+    assert!(!db.exists(), "nothing should have been written");
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_every_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never.db");
+    ipintel(&db)
+        .env("IPINTEL_BIND", "nonsense")
+        .env("IPINTEL_PLAN_FREE_DAILY", "lots")
+        .env("IPINTEL_TRUSTED_PROXIES", "10.0.0.0/33")
+        .env("IPINTEL_LOG_FORMAT", "xml")
+        .arg("serve")
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("IPINTEL_BIND"))
+        .stderr(predicate::str::contains("IPINTEL_PLAN_FREE_DAILY"))
+        .stderr(predicate::str::contains("IPINTEL_TRUSTED_PROXIES"))
+        .stderr(predicate::str::contains("IPINTEL_LOG_FORMAT"));
+    assert!(!db.exists());
+}
+
+#[test]
+fn bad_plan_limit_stops_key_commands_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    ipintel(&db)
+        .env("IPINTEL_PLAN_CUSTOM_DAILY", "-1")
+        .args(["keys", "list"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("IPINTEL_PLAN_CUSTOM_DAILY"));
+}
+
+#[test]
+fn unknown_flag_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    ipintel(&dir.path().join("x.db"))
+        .args(["serve", "--no-such-flag"])
+        .assert()
+        .code(64);
+}
+
+#[test]
+fn lookup_prints_records_from_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    let out = ipintel(&dir.path().join("x.db"))
+        .env("IPINTEL_DATA_DIR", dir.path())
+        .args(["lookup", "8.8.8.8", "::ffff:1.0.0.1", "10.1.1.1"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["network"]["asn"], 15169);
+    assert_eq!(records[0]["geo"]["city"], "Mountain View");
+    assert_eq!(records[0]["geo"]["timezone"], "America/Los_Angeles");
+    assert_eq!(records[1]["ip"], "1.0.0.1");
+    assert_eq!(records[1]["network"]["isp"], "Cloudflare, Inc.");
+    assert_eq!(records[2]["network"]["asn"], Value::Null);
+    assert!(records[2]["reserved"].is_object());
+}
+
+#[test]
+fn lookup_reports_invalid_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    ipintel(&dir.path().join("x.db"))
+        .args(["lookup", "--data-dir"])
+        .arg(dir.path())
+        .args(["8.8.8.8", "192.012.1.1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("15169"))
+        .stderr(predicate::str::contains("192.012.1.1"));
+}
+
+#[test]
+fn missing_data_dir_fails_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    ipintel(&dir.path().join("x.db"))
+        .args(["lookup", "--data-dir", "no-such-dir", "8.8.8.8"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no-such-dir"));
+}
+
+/// A server process, killed and reaped if a test ends without stopping it.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `ipintel serve` on port 0; returns it, its address and its log.
+fn spawn_server(
+    data: &Path,
+    db: &Path,
+) -> (ServerProcess, String, BufReader<std::process::ChildStderr>) {
+    let mut cmd = StdCommand::new(env!("CARGO_BIN_EXE_ipintel"));
+    for name in SETTINGS {
+        cmd.env_remove(name);
+    }
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .arg("--db")
+        .arg(db)
+        .env("IPINTEL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut server = ServerProcess(cmd.spawn().unwrap());
+    let mut stderr = BufReader::new(server.0.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server exited early"
+        );
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "listening" {
+            let addr = event["addr"].as_str().unwrap().to_owned();
+            return (server, addr, stderr);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no listening line"
+        );
+    }
+}
+
+fn http_get(addr: &str, path: &str, key: Option<&str>) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let key_header = key
+        .map(|k| format!("X-API-Key: {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{key_header}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_answers_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    let db = dir.path().join("serve.db");
+    let created = stdout_json(ipintel(&db).args(["keys", "create", "--json"]));
+    let key = created["key"].as_str().unwrap();
+
+    let (mut server, addr, mut stderr) = spawn_server(dir.path(), &db);
+    let ready = http_get(&addr, "/readyz", None);
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.contains("\"name\":\"asn\""), "{ready}");
+    let record = http_get(&addr, "/v1/ip/8.8.8.8", Some(key));
+    assert!(record.starts_with("HTTP/1.1 200"), "{record}");
+    assert!(record.contains("\"asn\":15169"), "{record}");
+    assert!(record
+        .to_ascii_lowercase()
+        .contains("x-ratelimit-remaining: 99"));
+
+    let status = StdCommand::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let exit = server.0.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest}");
+    assert!(rest.contains("\"message\":\"stopped\""), "{rest}");
+    assert!(!rest.contains(&key[key.len() - 32..]), "secret in logs");
+
+    // The lookup was flushed before exit: the key got its free plan.
+    let listed = stdout_json(ipintel(&db).args(["keys", "list", "--json"]));
+    assert_eq!(listed[0]["plan"], "free", "{listed}");
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Load test of GET /v1/ip/{ip} over HTTP on loopback, with a valid key.
+#
+# Builds the release binary, starts `ipintel serve` on 127.0.0.1 with a
+# throwaway database and a key whose daily limit cannot be reached, then runs
+# wrk (installed from Debian's packages if missing) for a bounded time against
+# a fixed, seeded set of random public addresses (80 % IPv4, 20 % IPv6), and
+# prints requests per second and latency percentiles.
+#
+#   scripts/load.sh [--duration 10s] [--connections 64] [--threads 2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10s connections=64 threads=2 port=${IPINTEL_LOAD_PORT:-18080}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 64 ;;
+  esac
+done
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from Debian's packages" >&2
+  apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+
+scripts/fetch_data.py
+cargo build --release --locked -p ipintel
+bin=target/release/ipintel
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export IPINTEL_DB="$work/load.db"
+key=$("$bin" keys create --label load-test --daily-limit 1000000000000 --json 2>/dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+
+"$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.5
+done
+
+python3 - "$work/addrs.lua" "$key" <<'PY'
+import ipaddress, random, sys
+rng = random.Random(20261204)
+out = []
+while len(out) < 20000:
+    if rng.random() < 0.8:
+        ip = ipaddress.IPv4Address(rng.getrandbits(32))
+    else:
+        ip = ipaddress.IPv6Address((0x2 << 124) | rng.getrandbits(125) & ((1 << 125) - 1))
+    if ip.is_global:
+        out.append(str(ip))
+with open(sys.argv[1], "w") as f:
+    f.write("addrs = {" + ",".join(f'"{a}"' for a in out) + "}\n")
+    f.write(f'key = "{sys.argv[2]}"\n')
+PY
+
+cat > "$work/load.lua" <<LUA
+dofile("$work/addrs.lua")
+local i = 0
+request = function()
+  i = i % #addrs + 1
+  return wrk.format("GET", "/v1/ip/" .. addrs[i], { ["X-API-Key"] = key })
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("requests=%d errors=%d non2xx=%d rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+    summary.requests, errors, summary.errors.status, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+LUA
+
+echo "wrk -t$threads -c$connections -d$duration against 127.0.0.1:$port" >&2
+timeout 300 wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$work/load.lua" \
+  "http://127.0.0.1:$port" | tail -n 1

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Fetch the open datasets if they are missing, then run the service on
+# 127.0.0.1 (port 8080 unless IPINTEL_BIND says otherwise).
+#
+#   scripts/serve.sh [extra `ipintel serve` flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/fetch_data.py
+exec cargo run --release --locked -p ipintel -- serve "$@"
