@@ -5,33 +5,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
+use support::server::{Server, SETTINGS};
 use support::tiny_data_dir;
-
-const SETTINGS: [&str; 12] = [
-    "IPINTEL_BIND",
-    "IPINTEL_DATA_DIR",
-    "IPINTEL_DB",
-    "IPINTEL_TRUSTED_PROXIES",
-    "IPINTEL_PLAN_FREE_DAILY",
-    "IPINTEL_PLAN_PROFESSIONAL_DAILY",
-    "IPINTEL_PLAN_ENTERPRISE_DAILY",
-    "IPINTEL_PLAN_CUSTOM_DAILY",
-    "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
-    "IPINTEL_LOG_FORMAT",
-    "RUST_LOG",
-    "IPINTEL_UNUSED",
-];
 
 /// The binary with none of its settings inherited from the caller.
 fn ipintel(db: &Path) -> Command {
@@ -234,75 +216,6 @@ fn missing_data_dir_fails_with_its_path() {
         .stderr(predicate::str::contains("no-such-dir"));
 }
 
-/// A server process, killed and reaped if a test ends without stopping it.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts `ipintel serve` on port 0; returns it, its address and its log.
-fn spawn_server(
-    data: &Path,
-    db: &Path,
-) -> (ServerProcess, String, BufReader<std::process::ChildStderr>) {
-    let mut cmd = StdCommand::new(env!("CARGO_BIN_EXE_ipintel"));
-    for name in SETTINGS {
-        cmd.env_remove(name);
-    }
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--db")
-        .arg(db)
-        .env("IPINTEL_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut server = ServerProcess(cmd.spawn().unwrap());
-    let mut stderr = BufReader::new(server.0.stderr.take().unwrap());
-    let started = Instant::now();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited early"
-        );
-        let event: Value = serde_json::from_str(&line).unwrap();
-        if event["message"] == "listening" {
-            let addr = event["addr"].as_str().unwrap().to_owned();
-            return (server, addr, stderr);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no listening line"
-        );
-    }
-}
-
-fn http_get(addr: &str, path: &str, key: Option<&str>) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let key_header = key
-        .map(|k| format!("X-API-Key: {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{key_header}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 #[test]
 fn serve_answers_then_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,26 +224,16 @@ fn serve_answers_then_stops_cleanly_on_sigterm() {
     let created = stdout_json(ipintel(&db).args(["keys", "create", "--json"]));
     let key = created["key"].as_str().unwrap();
 
-    let (mut server, addr, mut stderr) = spawn_server(dir.path(), &db);
-    let ready = http_get(&addr, "/readyz", None);
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    assert!(ready.contains("\"name\":\"asn\""), "{ready}");
-    let record = http_get(&addr, "/v1/ip/8.8.8.8", Some(key));
-    assert!(record.starts_with("HTTP/1.1 200"), "{record}");
-    assert!(record.contains("\"asn\":15169"), "{record}");
-    assert!(record
-        .to_ascii_lowercase()
-        .contains("x-ratelimit-remaining: 99"));
+    let server = Server::start(dir.path(), &db, &[]);
+    let ready = server.get("/readyz", None);
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert!(ready.body.contains("\"name\":\"asn\""), "{ready:?}");
+    let record = server.get("/v1/ip/8.8.8.8", Some(key));
+    assert_eq!(record.status, 200, "{record:?}");
+    assert_eq!(record.json()["network"]["asn"], 15169, "{record:?}");
+    assert_eq!(record.header("x-ratelimit-remaining"), Some("99"));
 
-    let status = StdCommand::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let exit = server.0.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "{rest}");
+    let rest = server.stop();
     assert!(rest.contains("\"message\":\"stopped\""), "{rest}");
     assert!(!rest.contains(&key[key.len() - 32..]), "secret in logs");
 

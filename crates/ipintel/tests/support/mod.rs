@@ -2,6 +2,8 @@
 //! location and an AS CSV) with its manifest.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+pub mod server;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 

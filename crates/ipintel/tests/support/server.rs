@@ -1,0 +1,165 @@
+//! An `ipintel serve` process for tests, and a minimal HTTP/1.1 client that
+//! talks to it over loopback.
+#![allow(
+    dead_code,
+    reason = "several test binaries share this, each using a part"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Every setting the binary reads from the environment; tests clear them so
+/// that nothing leaks in from the caller's shell.
+pub const SETTINGS: [&str; 12] = [
+    "IPINTEL_BIND",
+    "IPINTEL_DATA_DIR",
+    "IPINTEL_DB",
+    "IPINTEL_TRUSTED_PROXIES",
+    "IPINTEL_PLAN_FREE_DAILY",
+    "IPINTEL_PLAN_PROFESSIONAL_DAILY",
+    "IPINTEL_PLAN_ENTERPRISE_DAILY",
+    "IPINTEL_PLAN_CUSTOM_DAILY",
+    "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
+    "IPINTEL_LOG_FORMAT",
+    "RUST_LOG",
+    "IPINTEL_UNUSED",
+];
+
+/// A running server, killed and reaped if a test ends without stopping it.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub log: BufReader<ChildStderr>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Starts `ipintel serve` on an ephemeral loopback port and waits for its
+    /// "listening" line (the data is loaded by then).
+    pub fn start(data: &Path, db: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
+        for name in SETTINGS {
+            cmd.env_remove(name);
+        }
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .arg("--db")
+            .arg(db)
+            .env("IPINTEL_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["message"] == "listening" {
+                let addr = event["addr"].as_str().unwrap().to_owned();
+                return Server { child, addr, log };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no listening line"
+            );
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the rest of the log.
+    pub fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        self.log.read_to_string(&mut rest).unwrap();
+        let exit = self.child.wait().unwrap();
+        assert_eq!(exit.code(), Some(0), "{rest}");
+        rest
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        Reply::parse(&raw)
+    }
+
+    /// `GET path`, with the key in `X-API-Key` when one is given.
+    pub fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        match key {
+            Some(key) => self.request("GET", path, &[("X-API-Key", key)]),
+            None => self.request("GET", path, &[]),
+        }
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn parse(raw: &str) -> Reply {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Reply {
+            status: status.parse().unwrap(),
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// The value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (the server never sends chunked bodies for these).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
