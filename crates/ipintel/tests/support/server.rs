@@ -64,16 +64,22 @@ impl Server {
             .stderr(Stdio::piped())
             .stdout(Stdio::null());
         let mut child = cmd.spawn().unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let log = BufReader::new(child.stderr.take().unwrap());
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            log,
+        };
         let started = Instant::now();
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
+            let read = server.log.read_line(&mut line).unwrap();
+            assert!(read > 0, "server exited early");
             let event: Value = serde_json::from_str(&line).unwrap();
             if event["message"] == "listening" {
-                let addr = event["addr"].as_str().unwrap().to_owned();
-                return Server { child, addr, log };
+                server.addr = event["addr"].as_str().unwrap().to_owned();
+                return server;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(120),
