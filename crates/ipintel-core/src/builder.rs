@@ -19,7 +19,7 @@ pub struct LocationId(u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalDefId(u32);
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Debug, Hash, PartialEq, Eq)]
 struct LocKey {
     country: u32,
     region: u32,
@@ -29,7 +29,7 @@ struct LocKey {
     tz: u32,
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Debug, Hash, PartialEq, Eq)]
 struct DefKey {
     kind: crate::SignalKind,
     source: u16,
@@ -86,18 +86,6 @@ pub struct SnapshotBuilder {
     def_ids: HashMap<DefKey, u32>,
     v4: Ranges<u32>,
     v6: Ranges<u128>,
-}
-
-impl std::fmt::Debug for LocKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocKey")
-    }
-}
-
-impl std::fmt::Debug for DefKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DefKey")
-    }
 }
 
 impl SnapshotBuilder {

@@ -24,6 +24,7 @@ pub mod reserved;
 mod score;
 mod snapshot;
 mod table;
+mod text;
 mod threat;
 
 pub use builder::{LocationId, SignalDefId, SnapshotBuilder};
@@ -33,4 +34,4 @@ pub use range::{Cidr, IpRange, RangeError};
 pub use record::{GeoView, IpRecord, NetworkView};
 pub use score::{noisy_or, ThreatLevel};
 pub use snapshot::{Snapshot, SnapshotMeta};
-pub use threat::{ConnectionType, FlagDetail, Flags, Reason, ThreatInfo};
+pub use threat::{ConnectionType, FlagDetail, Flags, Reason, ThreatInfo, FLAG_MIN_CONFIDENCE};

@@ -153,7 +153,7 @@ impl fmt::Display for Cidr {
 
 impl serde::Serialize for Cidr {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(crate::text::AddrText::cidr(self.addr, self.len).as_str())
     }
 }
 

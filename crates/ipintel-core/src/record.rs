@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 use crate::range::Cidr;
 use crate::reserved::ReservedRange;
 use crate::score::ThreatLevel;
+use crate::text::AddrText;
 use crate::threat::{ConnectionType, FlagDetailsMap, Flags, ThreatInfo, ThreatSummary};
 
 /// Location part of a record; every field is `None` when unknown.
@@ -27,7 +28,8 @@ pub struct GeoView<'a> {
     pub longitude: Option<f64>,
     /// IANA time zone.
     pub timezone: Option<&'a str>,
-    /// Largest CIDR holding the address inside the matched geo range.
+    /// Largest CIDR holding the address inside the matched geo range
+    /// (adjacent ranges with identical location data count as one range).
     pub network: Option<Cidr>,
 }
 
@@ -42,7 +44,8 @@ pub struct NetworkView<'a> {
     pub org: Option<&'a str>,
     /// `datacenter`, `cdn`, or unknown.
     pub connection_type: Option<ConnectionType>,
-    /// Largest CIDR holding the address inside the matched AS range.
+    /// Largest CIDR holding the address inside the matched AS range
+    /// (adjacent ranges of the same AS and holder count as one range).
     pub prefix: Option<Cidr>,
 }
 
@@ -135,7 +138,7 @@ impl<'a> IpRecord<'a> {
 impl Serialize for IpRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("IpRecord", 9)?;
-        st.serialize_field("ip", &self.ip)?;
+        st.serialize_field("ip", AddrText::ip(self.ip).as_str())?;
         st.serialize_field("ip_version", &self.ip_version())?;
         st.serialize_field("hostname", &None::<&str>)?;
         st.serialize_field("reserved", &self.reserved)?;
@@ -154,7 +157,7 @@ impl Serialize for GeoOnly<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
         let mut st = s.serialize_struct("IpGeo", 4)?;
-        st.serialize_field("ip", &r.ip)?;
+        st.serialize_field("ip", AddrText::ip(r.ip).as_str())?;
         st.serialize_field("ip_version", &r.ip_version())?;
         st.serialize_field("reserved", &r.reserved)?;
         st.serialize_field("geo", &r.geo)?;
@@ -168,7 +171,7 @@ impl Serialize for ThreatOnly<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
         let mut st = s.serialize_struct("IpThreat", 6)?;
-        st.serialize_field("ip", &r.ip)?;
+        st.serialize_field("ip", AddrText::ip(r.ip).as_str())?;
         st.serialize_field("ip_version", &r.ip_version())?;
         st.serialize_field("reserved", &r.reserved)?;
         st.serialize_field("threat", &ThreatSummary(r.threat))?;

@@ -191,9 +191,21 @@ fn raises(kind: SignalKind) -> Option<&'static str> {
     }
 }
 
+/// The confidence below which a signal is kept as a reason (and weighs in
+/// the score) but raises no flag: a flag is a claim a user may block on, so
+/// weak, noisy evidence alone must not set it.
+pub const FLAG_MIN_CONFIDENCE: f32 = 0.5;
+
+/// The reasons strong enough to raise a flag.
+fn flagging(reasons: &[Reason]) -> impl Iterator<Item = &Reason> {
+    reasons
+        .iter()
+        .filter(|r| r.confidence >= FLAG_MIN_CONFIDENCE)
+}
+
 fn flags(reasons: &[Reason]) -> Flags {
     let mut f = Flags::default();
-    for r in reasons {
+    for r in flagging(reasons) {
         match raises(r.signal) {
             Some("vpn") => f.vpn = true,
             Some("proxy") => f.proxy = true,
@@ -224,7 +236,7 @@ fn flag_details(reasons: &[Reason], flags: Flags) -> Vec<(&'static str, FlagDeta
 fn detail_for(reasons: &[Reason], flag: &str) -> FlagDetail {
     let mut confidence = 0.0f32;
     let mut sources: Vec<Box<str>> = Vec::new();
-    for r in reasons.iter().filter(|r| raises(r.signal) == Some(flag)) {
+    for r in flagging(reasons).filter(|r| raises(r.signal) == Some(flag)) {
         confidence = confidence.max(r.confidence);
         if !sources.contains(&r.source) {
             sources.push(r.source.clone());

@@ -248,3 +248,34 @@ fn snapshot_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Snapshot>();
 }
+
+#[test]
+fn weak_evidence_scores_but_raises_no_flag() {
+    let mut b = SnapshotBuilder::new();
+    let noisy = source(&mut b, "noisy_vpn_list", "2026-01-01");
+    let precise = source(&mut b, "provider_feed", "2026-10-05");
+    b.signal(
+        cidr("20.0.0.0/8"),
+        signal(SignalKind::Vpn, noisy, 5, 0.3, None),
+    );
+    b.signal(
+        cidr("20.1.0.0/16"),
+        signal(SignalKind::Vpn, precise, 25, 0.9, Some("Mullvad")),
+    );
+    let s = b.build();
+
+    let weak = s.lookup(ip("20.2.0.1"));
+    assert!(!weak.flags().vpn);
+    assert_eq!(weak.score(), 5);
+    assert_eq!(weak.threat.reasons.len(), 1);
+    let json = serde_json::to_value(weak).unwrap();
+    assert_eq!(json["flag_details"], serde_json::json!({}));
+
+    let strong = s.lookup(ip("20.1.0.1"));
+    assert!(strong.flags().vpn);
+    let json = serde_json::to_value(strong).unwrap();
+    assert_eq!(
+        json["flag_details"]["vpn"]["sources"],
+        serde_json::json!(["provider_feed"])
+    );
+}

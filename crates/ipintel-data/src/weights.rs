@@ -2,7 +2,8 @@
 //!
 //! The score of an address is the noisy-OR of the weights of the signals
 //! that cover it: `round(100 * (1 - prod(1 - w/100)))`. Confidence is
-//! reported with each reason and flag but does not enter the score.
+//! reported with each reason and flag but does not enter the score; a
+//! signal below `ipintel_core::FLAG_MIN_CONFIDENCE` raises no flag.
 //!
 //! | source | list / label | signal | weight | confidence |
 //! |---|---|---|---:|---:|
@@ -17,7 +18,7 @@
 //! | iporigin | `cdn` | cdn | 5 | 0.90 |
 //! | iporigin | `bot` (declared crawlers) | crawler | 0 | 0.90 |
 //! | kavachnet | `PROXY` | proxy | 35 | 0.50 |
-//! | kavachnet | `VPN` (noisy: holds datacenter ranges) | vpn | 15 | 0.40 |
+//! | kavachnet | `VPN` (noisy: holds datacenter ranges) | vpn | 5 | 0.30 |
 //! | kavachnet | `TOR` | tor | 45 | 0.60 |
 //! | kavachnet | `CLOUD` | datacenter | 5 | 0.60 |
 //! | cloudcheck | tag `cloud` | datacenter | 10 | 0.80 |
@@ -67,7 +68,7 @@ pub const IPORIGIN_BOT: Weight = w(SignalKind::Crawler, 0, 0.9);
 /// kavachnet `PROXY`.
 pub const KAVACHNET_PROXY: Weight = w(SignalKind::Proxy, 35, 0.5);
 /// kavachnet `VPN`.
-pub const KAVACHNET_VPN: Weight = w(SignalKind::Vpn, 15, 0.4);
+pub const KAVACHNET_VPN: Weight = w(SignalKind::Vpn, 5, 0.3);
 /// kavachnet `TOR`.
 pub const KAVACHNET_TOR: Weight = w(SignalKind::Tor, 45, 0.6);
 /// kavachnet `CLOUD`.
