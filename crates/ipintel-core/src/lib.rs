@@ -16,10 +16,12 @@
 pub mod addr;
 mod builder;
 mod country;
+mod intel;
 mod intern;
 mod model;
 mod range;
 mod record;
+pub mod reports;
 pub mod reserved;
 mod score;
 mod snapshot;
@@ -29,6 +31,7 @@ mod threat;
 
 pub use builder::{LocationId, SignalDefId, SnapshotBuilder};
 pub use country::country_name;
+pub use intel::{AsnView, CountryView, FamilyFigures, TopNetwork, FLAG_KINDS, TOP_NETWORKS};
 pub use model::{GeoData, Signal, SignalKind, SourceId, SourceMeta};
 pub use range::{Cidr, IpRange, RangeError};
 pub use record::{GeoView, IpRecord, NetworkView};

@@ -51,7 +51,7 @@ pub struct GeoData {
 
 /// What a threat or infrastructure signal says about an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     /// Tor exit or relay.
     Tor,
@@ -71,6 +71,8 @@ pub enum SignalKind {
     Attacker,
     /// Botnet command-and-control.
     Botnet,
+    /// Reported by users of this service (`POST /v1/ip/report`).
+    AbuseReports,
 }
 
 impl SignalKind {
@@ -86,6 +88,7 @@ impl SignalKind {
             SignalKind::Blocklist => "blocklist",
             SignalKind::Attacker => "attacker",
             SignalKind::Botnet => "botnet",
+            SignalKind::AbuseReports => "abuse_reports",
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 use crate::range::Cidr;
+use crate::reports::ReportSummary;
 use crate::reserved::ReservedRange;
 use crate::score::ThreatLevel;
 use crate::text::AddrText;
@@ -63,6 +64,9 @@ pub struct IpRecord<'a> {
     pub network: NetworkView<'a>,
     /// Score, reasons and flags.
     pub threat: &'a ThreatInfo,
+    /// Abuse reports about the address (its /64 for IPv6), if any; set by
+    /// [`IpRecord::with_reports`].
+    pub reports: Option<&'a ReportSummary>,
 }
 
 impl<'a> IpRecord<'a> {
@@ -77,6 +81,29 @@ impl<'a> IpRecord<'a> {
             geo: GeoView::default(),
             network: NetworkView::default(),
             threat: empty,
+            reports: None,
+        }
+    }
+
+    /// This record with its reports overlaid: `threat` is the verdict that
+    /// [`ThreatInfo::with_reports`] made from this record's own, and
+    /// `reports` the summary shown under `threat.reports`. Reserved
+    /// addresses cannot be reported and are returned unchanged.
+    pub fn with_reports<'b>(
+        &self,
+        threat: &'b ThreatInfo,
+        reports: &'b ReportSummary,
+    ) -> IpRecord<'b>
+    where
+        'a: 'b,
+    {
+        if self.reserved.is_some() {
+            return *self;
+        }
+        IpRecord {
+            threat,
+            reports: Some(reports),
+            ..*self
         }
     }
 
@@ -144,7 +171,7 @@ impl Serialize for IpRecord<'_> {
         st.serialize_field("reserved", &self.reserved)?;
         st.serialize_field("geo", &self.geo)?;
         st.serialize_field("network", &self.network)?;
-        st.serialize_field("threat", &ThreatSummary(self.threat))?;
+        st.serialize_field("threat", &ThreatSummary(self.threat, self.reports))?;
         st.serialize_field("flags", &self.threat.flags)?;
         st.serialize_field("flag_details", &FlagDetailsMap(&self.threat.flag_details))?;
         st.end()
@@ -174,7 +201,7 @@ impl Serialize for ThreatOnly<'_, '_> {
         st.serialize_field("ip", AddrText::ip(r.ip).as_str())?;
         st.serialize_field("ip_version", &r.ip_version())?;
         st.serialize_field("reserved", &r.reserved)?;
-        st.serialize_field("threat", &ThreatSummary(r.threat))?;
+        st.serialize_field("threat", &ThreatSummary(r.threat, r.reports))?;
         st.serialize_field("flags", &r.threat.flags)?;
         st.serialize_field("flag_details", &FlagDetailsMap(&r.threat.flag_details))?;
         st.end()

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::addr::canonical;
+use crate::intel::{AsnView, CountryView, IntelIndex};
 use crate::model::SourceMeta;
 use crate::record::{GeoView, IpRecord, NetworkView};
 use crate::reserved::classify;
@@ -122,6 +123,7 @@ pub struct Snapshot {
     threats: Vec<ThreatInfo>,
     v4: Family<u32>,
     v6: Family<u128>,
+    intel: IntelIndex,
 }
 
 impl Snapshot {
@@ -153,6 +155,7 @@ impl Snapshot {
         v4: Family<u32>,
         v6: Family<u128>,
     ) -> Snapshot {
+        let intel = IntelIndex::compute(&locations, &as_infos, &threats, &v4, &v6);
         Snapshot {
             meta,
             locations,
@@ -160,7 +163,35 @@ impl Snapshot {
             threats,
             v4,
             v6,
+            intel,
         }
+    }
+
+    /// Aggregates of a country (ISO alpha-2 code, any case), or `None` if
+    /// the data places no address there. Precomputed: a map probe.
+    pub fn country_intel(&self, code: &str) -> Option<CountryView<'_>> {
+        self.intel.country(code, &self.as_infos)
+    }
+
+    /// Aggregates of an AS, or `None` if the data has no range of it.
+    /// Precomputed: a map probe.
+    pub fn asn_intel(&self, asn: u32) -> Option<AsnView<'_>> {
+        self.intel.asn(asn, &self.as_infos, &self.v4, &self.v6)
+    }
+
+    /// True if the data has a range of AS `asn`.
+    pub fn has_asn(&self, asn: u32) -> bool {
+        self.intel.has_asn(asn)
+    }
+
+    /// Approximate heap bytes of the country and AS aggregates.
+    pub fn intel_heap_bytes(&self) -> usize {
+        self.intel.heap_bytes()
+    }
+
+    /// Milliseconds spent computing the country and AS aggregates.
+    pub fn intel_build_ms(&self) -> u64 {
+        self.intel.build_ms()
     }
 
     /// Build metadata and sources.
@@ -205,6 +236,7 @@ impl Snapshot {
             geo,
             network,
             threat,
+            reports: None,
         }
     }
 

@@ -4,6 +4,7 @@ use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 use crate::model::SignalKind;
+use crate::reports::{utc_date, ReportSummary, REPORTS_SOURCE};
 use crate::score::{noisy_or, ThreatLevel};
 
 /// A signal definition after interning (strings resolved).
@@ -134,6 +135,36 @@ impl ThreatInfo {
     pub fn is_clean(&self) -> bool {
         self.level == ThreatLevel::Clean
     }
+
+    /// This verdict with the reports' score joined in as its own kind
+    /// (`abuse_reports`): one reason is added (replacing an earlier one)
+    /// and score and level are recomputed. Flags do not change: reports
+    /// raise none. A report score of weight 0 adds nothing.
+    pub fn with_reports(&self, reports: &ReportSummary) -> ThreatInfo {
+        let mut info = self.clone();
+        info.reasons
+            .retain(|r| r.signal != SignalKind::AbuseReports);
+        if reports.score.weight > 0 {
+            info.reasons.push(report_reason(reports));
+            info.reasons
+                .sort_by(|a, b| b.weight.cmp(&a.weight).then(a.signal.cmp(&b.signal)));
+        }
+        info.score = noisy_or(kind_weights(&info.reasons));
+        info.level = ThreatLevel::from_score(info.score);
+        info
+    }
+}
+
+fn report_reason(reports: &ReportSummary) -> Reason {
+    Reason {
+        signal: SignalKind::AbuseReports,
+        source: REPORTS_SOURCE.into(),
+        provider: None,
+        data_date: Some(utc_date(reports.last_reported_at).into()),
+        weight: reports.score.weight,
+        confidence: reports.score.confidence,
+        detail: None,
+    }
 }
 
 /// Merges definitions that agree on (kind, source, provider): the same claim
@@ -187,7 +218,10 @@ fn raises(kind: SignalKind) -> Option<&'static str> {
         SignalKind::Tor => Some("tor"),
         SignalKind::Datacenter | SignalKind::Cdn => Some("datacenter"),
         SignalKind::Botnet => Some("botnet"),
-        SignalKind::Crawler | SignalKind::Blocklist | SignalKind::Attacker => None,
+        SignalKind::Crawler
+        | SignalKind::Blocklist
+        | SignalKind::Attacker
+        | SignalKind::AbuseReports => None,
     }
 }
 
@@ -275,17 +309,19 @@ fn connection_type(reasons: &[Reason]) -> Option<ConnectionType> {
     }
 }
 
-/// Serializes as the `threat` object: score, level, is_clean, reasons.
+/// Serializes as the `threat` object: score, level, is_clean, reasons and
+/// the address's reports (`null` without any).
 #[derive(Debug, Clone, Copy)]
-pub struct ThreatSummary<'a>(pub &'a ThreatInfo);
+pub struct ThreatSummary<'a>(pub &'a ThreatInfo, pub Option<&'a ReportSummary>);
 
 impl Serialize for ThreatSummary<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Threat", 4)?;
+        let mut st = s.serialize_struct("Threat", 5)?;
         st.serialize_field("score", &self.0.score)?;
         st.serialize_field("level", &self.0.level)?;
         st.serialize_field("is_clean", &self.0.is_clean())?;
         st.serialize_field("reasons", &self.0.reasons)?;
+        st.serialize_field("reports", &self.1)?;
         st.end()
     }
 }

@@ -44,6 +44,45 @@ pub fn parse_asn_csv(file: &Path, text: &str) -> Result<AsnBatch, DataError> {
     Ok(batch)
 }
 
+#[derive(serde::Deserialize)]
+struct AsnRecord<'a> {
+    autonomous_system_number: Option<u32>,
+    #[serde(borrow)]
+    autonomous_system_organization: Option<&'a str>,
+}
+
+/// Reads a MaxMind GeoLite2/GeoIP2 ASN database
+/// (`autonomous_system_number`, `autonomous_system_organization`).
+/// Networks without a number are skipped.
+pub fn parse_geolite2_asn_mmdb(file: &Path, bytes: Vec<u8>) -> Result<AsnBatch, DataError> {
+    let err = |e: &dyn std::fmt::Display| DataError::parse(file, 0, format!("mmdb: {e}"));
+    let reader = maxminddb::Reader::from_source(bytes).map_err(|e| err(&e))?;
+    let mut batch = AsnBatch::default();
+    let mut holder_ids = std::collections::HashMap::new();
+    let networks = reader
+        .networks(maxminddb::WithinOptions::default())
+        .map_err(|e| err(&e))?;
+    for item in networks {
+        let item = item.map_err(|e| err(&e))?;
+        let net = item.network().map_err(|e| err(&e))?;
+        let Some(record) = item.decode::<AsnRecord<'_>>().map_err(|e| err(&e))? else {
+            continue;
+        };
+        let Some(asn) = record.autonomous_system_number else {
+            continue;
+        };
+        let range = IpRange::from_prefix(net.ip(), net.prefix()).map_err(|e| err(&e))?;
+        let holder = record.autonomous_system_organization.unwrap_or_default();
+        let next = u32::try_from(batch.holders.len()).unwrap_or(u32::MAX);
+        let id = *holder_ids.entry(holder.to_owned()).or_insert(next);
+        if id == next {
+            batch.holders.push(holder.to_owned());
+        }
+        batch.rows.push((range, asn, id));
+    }
+    Ok(batch)
+}
+
 fn row(record: &csv::StringRecord) -> Result<(IpRange, u32, &str), String> {
     if record.len() != 4 {
         return Err(format!(

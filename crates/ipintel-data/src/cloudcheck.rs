@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::batch::SignalBatch;
 use crate::error::DataError;
-use crate::weights;
+use crate::weights::{self, SourceWeights};
 
 #[derive(Deserialize)]
 struct Provider {
@@ -24,6 +24,15 @@ struct Provider {
 
 /// Parses the provider table.
 pub fn parse_cloudcheck(file: &Path, text: &str) -> Result<SignalBatch, DataError> {
+    parse_cloudcheck_with(file, text, &SourceWeights::default())
+}
+
+/// Parses the provider table with the weights a sources file gives it.
+pub fn parse_cloudcheck_with(
+    file: &Path,
+    text: &str,
+    w: &SourceWeights,
+) -> Result<SignalBatch, DataError> {
     let providers: BTreeMap<String, Provider> = serde_json::from_str(text)
         .map_err(|e| DataError::parse(file, e.line() as u64, format!("invalid JSON: {e}")))?;
     let mut batch = SignalBatch::default();
@@ -32,10 +41,10 @@ pub fn parse_cloudcheck(file: &Path, text: &str) -> Result<SignalBatch, DataErro
         let has = |t: &str| p.tags.iter().any(|x| x == t);
         let mut claims = Vec::new();
         if has("cloud") {
-            claims.push(batch.claim(weights::CLOUDCHECK_CLOUD, Some(name), None));
+            claims.push(batch.claim(w.pick(weights::CLOUDCHECK_CLOUD), Some(name), None));
         }
         if has("cdn") {
-            claims.push(batch.claim(weights::CLOUDCHECK_CDN, Some(name), None));
+            claims.push(batch.claim(w.pick(weights::CLOUDCHECK_CDN), Some(name), None));
         }
         for cidr in &p.cidrs {
             let range = IpRange::from_cidr_or_ip(cidr)

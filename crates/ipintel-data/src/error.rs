@@ -58,6 +58,17 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// The sources file is unusable.
+    #[error(transparent)]
+    Sources(#[from] crate::sources::SourcesError),
+    /// A download failed or was held back.
+    #[error("{source_name}: {message}")]
+    Download {
+        /// The source.
+        source_name: String,
+        /// What happened (URL, HTTP status, size, shrink, parse error with file and line).
+        message: String,
+    },
     /// Reading a file failed.
     #[error("reading {path}: {source}")]
     Io {
@@ -69,6 +80,17 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// The file the error is about, if it names one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            DataError::Checksum { file, .. }
+            | DataError::Size { file, .. }
+            | DataError::Parse { file, .. } => Some(file),
+            DataError::Io { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// A [`DataError::Parse`] for `file` at `line`.
     pub(crate) fn parse(file: &std::path::Path, line: u64, message: impl Into<String>) -> Self {
         DataError::Parse {

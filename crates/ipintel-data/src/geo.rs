@@ -97,13 +97,89 @@ fn mmdb_error(file: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::parse(file, 0, format!("mmdb: {e}"))
 }
 
-/// Reads every network of the database.
+/// Reads every network of a DB-IP (flat record) database.
 pub fn parse_dbip_mmdb(
     file: &Path,
     bytes: Vec<u8>,
     tz: &TzResolver,
 ) -> Result<GeoBatch, DataError> {
     let reader = Reader::from_source(bytes).map_err(|e| mmdb_error(file, e))?;
+    read_networks(file, &reader, |r: DbipRecord<'_>| location(&r, tz))
+}
+
+#[derive(Deserialize)]
+struct Names<'a> {
+    #[serde(borrow)]
+    en: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    names: Option<Names<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Country<'a> {
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Location {
+    #[serde(default, deserialize_with = "coordinate")]
+    latitude: Option<f64>,
+    #[serde(default, deserialize_with = "coordinate")]
+    longitude: Option<f64>,
+}
+
+/// The part of a MaxMind GeoLite2/GeoIP2 City record that ipintel uses.
+#[derive(Deserialize)]
+struct CityRecord<'a> {
+    #[serde(borrow)]
+    country: Option<Country<'a>>,
+    #[serde(borrow)]
+    city: Option<Named<'a>>,
+    #[serde(borrow, default)]
+    subdivisions: Vec<Named<'a>>,
+    location: Option<Location>,
+}
+
+fn english<'a>(n: Option<&Named<'a>>) -> Option<&'a str> {
+    n.and_then(|n| n.names.as_ref()).and_then(|n| n.en)
+}
+
+/// Reads every network of a MaxMind GeoLite2/GeoIP2 City database
+/// (`country.iso_code`, English city and first subdivision names,
+/// `location.latitude/longitude`; the zone is derived as for DB-IP).
+pub fn parse_geolite2_city_mmdb(
+    file: &Path,
+    bytes: Vec<u8>,
+    tz: &TzResolver,
+) -> Result<GeoBatch, DataError> {
+    let reader = Reader::from_source(bytes).map_err(|e| mmdb_error(file, e))?;
+    read_networks(file, &reader, |r: CityRecord<'_>| {
+        let flat = DbipRecord {
+            city: english(r.city.as_ref()),
+            country_code: r.country.as_ref().and_then(|c| c.iso_code),
+            latitude: r.location.as_ref().and_then(|l| l.latitude),
+            longitude: r.location.as_ref().and_then(|l| l.longitude),
+            state1: english(r.subdivisions.first()),
+        };
+        location(&flat, tz)
+    })
+}
+
+/// Walks every network of `reader`, decoding each distinct record once.
+fn read_networks<'r, T, F>(
+    file: &Path,
+    reader: &'r Reader<Vec<u8>>,
+    mut to_geo: F,
+) -> Result<GeoBatch, DataError>
+where
+    T: Deserialize<'r>,
+    F: FnMut(T) -> GeoData,
+{
     let mut batch = GeoBatch::default();
     let mut by_offset: HashMap<usize, u32> = HashMap::new();
     let networks = reader
@@ -120,12 +196,12 @@ pub fn parse_dbip_mmdb(
         let id = match by_offset.get(&offset) {
             Some(id) => *id,
             None => {
-                let record: DbipRecord<'_> = item
+                let record: T = item
                     .decode()
                     .map_err(|e| mmdb_error(file, e))?
                     .ok_or_else(|| mmdb_error(file, "network without data"))?;
                 let id = u32::try_from(batch.locations.len()).unwrap_or(u32::MAX);
-                batch.locations.push(location(&record, tz));
+                batch.locations.push(to_geo(record));
                 by_offset.insert(offset, id);
                 id
             }
@@ -133,6 +209,63 @@ pub fn parse_dbip_mmdb(
         push_merged(&mut batch.ranges, range, id);
     }
     Ok(batch)
+}
+
+/// Geo CSV ranges in the ip-location-db city layout, without a header:
+/// `first,last,country_code,state1,state2,city,postcode,latitude,longitude[,timezone]`.
+/// Empty fields are `None`; the zone is derived from the coordinates.
+pub fn parse_geo_csv(file: &Path, text: &str, tz: &TzResolver) -> Result<GeoBatch, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut batch = GeoBatch::default();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(DataError::parse(file, line, format!("CSV: {e}"))),
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        let (range, flat) = geo_row(&record).map_err(|m| DataError::parse(file, line, m))?;
+        let id = u32::try_from(batch.locations.len()).unwrap_or(u32::MAX);
+        batch.locations.push(location(&flat, tz));
+        batch.ranges.push((range, id));
+    }
+    Ok(batch)
+}
+
+fn geo_row(record: &csv::StringRecord) -> Result<(IpRange, DbipRecord<'_>), String> {
+    if !(9..=10).contains(&record.len()) {
+        return Err(format!(
+            "expected 9 or 10 fields (first,last,country,state1,state2,city,postcode,lat,lon[,tz]), got {}",
+            record.len()
+        ));
+    }
+    let ip = |i: usize| {
+        ipintel_core::addr::parse_ip_exact(&record[i])
+            .map_err(|e| format!("address {:?}: {e}", &record[i]))
+    };
+    let range = IpRange::new(ip(0)?, ip(1)?).map_err(|e| format!("range: {e}"))?;
+    let coord = |i: usize| -> Result<Option<f64>, String> {
+        match record[i].trim() {
+            "" => Ok(None),
+            t => t
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| format!("coordinate {t:?} is not a number")),
+        }
+    };
+    let flat = DbipRecord {
+        country_code: Some(&record[2]),
+        state1: Some(&record[3]),
+        city: Some(&record[5]),
+        latitude: coord(7)?,
+        longitude: coord(8)?,
+    };
+    Ok((range, flat))
 }
 
 /// Appends, or extends the last range when it is adjacent with the same id.
@@ -190,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn geo_csv_rows() {
+        let tz = TzResolver::new();
+        let text = "1.0.0.0,1.0.0.255,AU,Queensland,,South Brisbane,,-27.48,153.02\n\
+                    2001:db8::,2001:db8::ffff,US,California,,\"Mountain View, CA\",,37.4,-122.1,\n";
+        let b = parse_geo_csv(Path::new("g.csv"), text, &tz).unwrap();
+        assert_eq!(b.ranges.len(), 2);
+        assert_eq!(b.locations[0].country.as_deref(), Some("AU"));
+        assert_eq!(
+            b.locations[0].timezone.as_deref(),
+            Some("Australia/Brisbane")
+        );
+        assert_eq!(b.locations[1].city.as_deref(), Some("Mountain View, CA"));
+        let err = parse_geo_csv(Path::new("g.csv"), "1.0.0.0,1.0.0.255,AU,,,,,x,1\n", &tz)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("g.csv:1:"), "{err}");
+    }
+
+    #[test]
     fn broken_database_is_an_error() {
         let tz = TzResolver::new();
         let err =
@@ -219,7 +371,12 @@ mod tests {
                     continue;
                 }
                 let bytes = std::fs::read(&path).unwrap();
-                let result = parse_dbip_mmdb(&path, bytes, &tz);
+                let city = path.to_string_lossy().contains("City");
+                let result = if city {
+                    parse_geolite2_city_mmdb(&path, bytes, &tz)
+                } else {
+                    parse_dbip_mmdb(&path, bytes, &tz)
+                };
                 eprintln!(
                     "{}: {}",
                     path.display(),

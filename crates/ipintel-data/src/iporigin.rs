@@ -15,7 +15,7 @@ use ipintel_core::IpRange;
 
 use crate::batch::SignalBatch;
 use crate::error::DataError;
-use crate::weights::{self, Weight};
+use crate::weights::{self, SourceWeights, Weight};
 
 const MAGIC: &[u8; 8] = b"IPORIGIN";
 const HEADER_LEN: usize = 8 + 2 + 8 + 2 + 4 + 4;
@@ -107,6 +107,15 @@ fn header(c: &mut Cursor<'_>) -> Result<Header, DataError> {
 
 /// Parses the table into signal claims (one per label).
 pub fn parse_iporigin(file: &Path, bytes: &[u8]) -> Result<(Header, SignalBatch), DataError> {
+    parse_iporigin_with(file, bytes, &SourceWeights::default())
+}
+
+/// Parses the table with the weights a sources file gives it.
+pub fn parse_iporigin_with(
+    file: &Path,
+    bytes: &[u8],
+    w: &SourceWeights,
+) -> Result<(Header, SignalBatch), DataError> {
     let mut c = Cursor {
         file,
         bytes,
@@ -129,7 +138,7 @@ pub fn parse_iporigin(file: &Path, bytes: &[u8]) -> Result<(Header, SignalBatch)
         let weight = kind_weight(kind).ok_or_else(|| {
             DataError::parse(file, u64::from(i) + 1, format!("unknown kind {kind:?}"))
         })?;
-        claims.push(batch.claim(weight, Some(provider), None));
+        claims.push(batch.claim(w.pick(weight), Some(provider), None));
     }
     read_v4(&mut c, head.v4, &claims, &mut batch)?;
     read_v6(&mut c, head.v6, &claims, &mut batch)?;

@@ -8,7 +8,7 @@ use ipintel_core::IpRange;
 
 use crate::batch::SignalBatch;
 use crate::error::DataError;
-use crate::weights::{self, Weight};
+use crate::weights::{self, SourceWeights, Weight};
 
 /// Numbered lines with comments (`#` or `;` first) and blanks removed.
 fn entries<'a>(text: &'a str, comment: char) -> impl Iterator<Item = (u64, &'a str)> + 'a {
@@ -25,16 +25,57 @@ fn range(file: &Path, line: u64, text: &str) -> Result<IpRange, DataError> {
 
 /// FireHOL level 1: one CIDR or address per line, `#` comments.
 pub fn parse_firehol(file: &Path, text: &str) -> Result<SignalBatch, DataError> {
+    parse_netset(file, text, weights::FIREHOL_LEVEL1)
+}
+
+/// A plain list (FireHOL netset/ipset and the like): one CIDR or address
+/// per line, `#` or `;` comments, every entry claiming `weight`.
+pub fn parse_netset(file: &Path, text: &str, weight: Weight) -> Result<SignalBatch, DataError> {
     let mut batch = SignalBatch::default();
-    let claim = batch.claim(weights::FIREHOL_LEVEL1, None, None);
-    for (line, entry) in entries(text, '#') {
+    let claim = batch.claim(weight, None, None);
+    for (line, entry) in entries(text, '#').filter(|(_, l)| !l.starts_with(';')) {
+        let entry = entry.split_whitespace().next().unwrap_or(entry);
         batch.push(range(file, line, entry)?, claim);
     }
     Ok(batch)
 }
 
+/// Proxy lists: `address:port` (IPv6 as `[address]:port`) or a bare
+/// address per line, `#` comments. Entries differing only in the port
+/// collapse into one.
+pub fn parse_ip_port(file: &Path, text: &str, weight: Weight) -> Result<SignalBatch, DataError> {
+    let mut batch = SignalBatch::default();
+    let claim = batch.claim(weight, None, None);
+    for (line, entry) in entries(text, '#') {
+        let entry = entry.split_whitespace().next().unwrap_or(entry);
+        let host = match entry.strip_prefix('[') {
+            Some(rest) => rest.split_once("]:").map(|(h, _)| h).ok_or_else(|| {
+                DataError::parse(file, line, format!("{entry:?} is not [address]:port"))
+            })?,
+            None => entry,
+        };
+        let parsed = if host == entry {
+            kavachnet_range(file, line, entry)?
+        } else {
+            range(file, line, host)?
+        };
+        batch.push(parsed, claim);
+    }
+    batch.dedup();
+    Ok(batch)
+}
+
 /// Spamhaus DROP: `CIDR ; SBLnnn`, `;` comments. The SBL id is the detail.
 pub fn parse_spamhaus_drop(file: &Path, text: &str) -> Result<SignalBatch, DataError> {
+    parse_spamhaus_drop_with(file, text, weights::SPAMHAUS_DROP)
+}
+
+/// Spamhaus DROP with the weight a sources file gives it.
+pub fn parse_spamhaus_drop_with(
+    file: &Path,
+    text: &str,
+    weight: Weight,
+) -> Result<SignalBatch, DataError> {
     let mut batch = SignalBatch::default();
     for (line, entry) in entries(text, ';') {
         let (cidr, sbl) = match entry.split_once(';') {
@@ -50,7 +91,7 @@ pub fn parse_spamhaus_drop(file: &Path, text: &str) -> Result<SignalBatch, DataE
                 ));
             }
         }
-        let claim = batch.claim(weights::SPAMHAUS_DROP, None, sbl);
+        let claim = batch.claim(weight, None, sbl);
         batch.push(range(file, line, cidr)?, claim);
     }
     Ok(batch)
@@ -79,9 +120,18 @@ fn et_section(comment: &str) -> Option<EtSection> {
 /// abuse.ch C&C (Feodo, Palevo) -> botnet; DShield -> attacker; the
 /// Spamhaus DROP section is skipped (the DROP list is loaded on its own).
 pub fn parse_emerging_threats(file: &Path, text: &str) -> Result<SignalBatch, DataError> {
+    parse_emerging_threats_with(file, text, &SourceWeights::default())
+}
+
+/// Emerging Threats with the weights a sources file gives it.
+pub fn parse_emerging_threats_with(
+    file: &Path,
+    text: &str,
+    w: &SourceWeights,
+) -> Result<SignalBatch, DataError> {
     let mut batch = SignalBatch::default();
-    let botnet = batch.claim(weights::ET_BOTNET_CC, None, None);
-    let attacker = batch.claim(weights::ET_ATTACKER, None, None);
+    let botnet = batch.claim(w.pick(weights::ET_BOTNET_CC), None, None);
+    let attacker = batch.claim(w.pick(weights::ET_ATTACKER), None, None);
     let mut section = EtSection::Unknown;
     for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -144,6 +194,15 @@ fn kavachnet_range(file: &Path, line: u64, text: &str) -> Result<IpRange, DataEr
 /// kavachnet `vpn_ip_list.txt`: `CIDR-or-ip[:port]|LABEL`. Entries that
 /// differ only in the port collapse into one.
 pub fn parse_kavachnet(file: &Path, text: &str) -> Result<SignalBatch, DataError> {
+    parse_kavachnet_with(file, text, &SourceWeights::default())
+}
+
+/// kavachnet with the weights a sources file gives it.
+pub fn parse_kavachnet_with(
+    file: &Path,
+    text: &str,
+    w: &SourceWeights,
+) -> Result<SignalBatch, DataError> {
     let mut batch = SignalBatch::default();
     for (line, entry) in entries(text, '#') {
         let (addr, label) = entry
@@ -151,7 +210,7 @@ pub fn parse_kavachnet(file: &Path, text: &str) -> Result<SignalBatch, DataError
             .ok_or_else(|| DataError::parse(file, line, "expected ADDRESS|LABEL"))?;
         let weight = kavachnet_weight(label.trim())
             .ok_or_else(|| DataError::parse(file, line, format!("unknown label {label:?}")))?;
-        let claim = batch.claim(weight, None, None);
+        let claim = batch.claim(w.pick(weight), None, None);
         batch.push(kavachnet_range(file, line, addr.trim())?, claim);
     }
     batch.dedup();
@@ -240,6 +299,32 @@ mod tests {
             parse_error_line(parse_emerging_threats(file(), "# Feodo\n1.2.3.4x\n")),
             2
         );
+    }
+
+    #[test]
+    fn ip_port_lists() {
+        let w = weights::default_for(SignalKind::Proxy);
+        let text = "# proxies\n1.2.3.4:8080\n1.2.3.4:3128\n[2001:db8::1]:1080\n5.6.7.8\n";
+        let b = parse_ip_port(file(), text, w).unwrap();
+        let mut got = kinds(&b);
+        got.sort();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.contains(&("2001:db8::1-2001:db8::1".into(), SignalKind::Proxy)));
+        assert_eq!(
+            parse_error_line(parse_ip_port(file(), "1.2.3.4:80\n1.2.3:80\n", w)),
+            2
+        );
+        assert_eq!(
+            parse_error_line(parse_ip_port(file(), "[2001:db8::1:80\n", w)),
+            1
+        );
+    }
+
+    #[test]
+    fn netset_with_its_own_weight() {
+        let tor = weights::default_for(SignalKind::Tor);
+        let b = parse_netset(file(), "; c\n# c\n1.2.3.4 # exit\n", tor).unwrap();
+        assert_eq!(kinds(&b), vec![("1.2.3.4-1.2.3.4".into(), SignalKind::Tor)]);
     }
 
     #[test]

@@ -1,80 +1,87 @@
-//! Reading a whole data directory into a [`Snapshot`].
+//! Reading a data directory into a [`Snapshot`], driven by a sources file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use ipintel_core::{Snapshot, SnapshotBuilder, SourceMeta};
+use ipintel_core::{Snapshot, SnapshotBuilder, SourceId, SourceMeta};
 
-use crate::asn::{parse_asn_csv, AsnBatch};
+use crate::asn::{parse_asn_csv, parse_geolite2_asn_mmdb, AsnBatch};
 use crate::batch::SignalBatch;
-use crate::cloudcheck::parse_cloudcheck;
+use crate::cloudcheck::parse_cloudcheck_with;
 use crate::error::DataError;
-use crate::geo::{parse_dbip_mmdb, GeoBatch};
-use crate::iporigin::parse_iporigin;
-use crate::lists::{parse_emerging_threats, parse_firehol, parse_kavachnet, parse_spamhaus_drop};
-use crate::manifest::{read_manifest, read_verified, Manifest, ManifestFile, ManifestSource};
+use crate::feeds::{parse_json_prefixes, parse_tor_exit_addresses};
+use crate::geo::{parse_dbip_mmdb, parse_geo_csv, parse_geolite2_city_mmdb, GeoBatch};
+use crate::iporigin::parse_iporigin_with;
+use crate::lists::{
+    parse_emerging_threats_with, parse_ip_port, parse_kavachnet_with, parse_netset,
+    parse_spamhaus_drop_with,
+};
+use crate::manifest::{
+    read_manifest, read_verified, sha256_hex, Manifest, ManifestFile, ManifestSource,
+};
+use crate::sources::{Format, SourceSpec, SourcesConfig};
+use crate::state::FeedStates;
 use crate::tz::TzResolver;
+use crate::weights::SourceWeights;
 
-/// How a file is parsed, from its manifest role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Geo,
-    Asn,
-    IpOrigin,
-    Firehol,
-    Spamhaus,
-    EmergingThreats,
-    Kavachnet,
-    Cloudcheck,
-    VerifyOnly,
-}
-
-impl Kind {
-    fn of(role: &str) -> Kind {
-        match role {
-            "geo-mmdb" => Kind::Geo,
-            "asn-csv" => Kind::Asn,
-            "iporigin-ranges" => Kind::IpOrigin,
-            "netset" => Kind::Firehol,
-            "spamhaus-drop" => Kind::Spamhaus,
-            "emerging-threats" => Kind::EmergingThreats,
-            "kavachnet-list" => Kind::Kavachnet,
-            "cloudcheck-json" => Kind::Cloudcheck,
-            _ => Kind::VerifyOnly,
-        }
-    }
-
-    fn is_signal(self) -> bool {
-        !matches!(self, Kind::Geo | Kind::Asn | Kind::VerifyOnly)
-    }
-}
+/// The time-zone index, built once per process (slow to build, and every
+/// reload needs it).
+pub(crate) static TZ: OnceLock<TzResolver> = OnceLock::new();
 
 /// One file to verify and parse.
 #[derive(Debug)]
-struct Job<'m> {
-    source: &'m ManifestSource,
-    file: &'m ManifestFile,
-    kind: Kind,
+struct Job<'a> {
+    spec: &'a SourceSpec,
+    rel: String,
+    listed: Option<(&'a ManifestSource, &'a ManifestFile)>,
+    feed_sha: Option<String>,
+    feed_date: Option<String>,
 }
 
 /// A parsed file.
-enum Parsed {
+pub(crate) enum Parsed {
     Geo(GeoBatch),
     Asn(AsnBatch),
-    Signals(SignalBatch),
-    Nothing,
+    Signals(SignalBatch, Option<String>),
 }
 
 /// Reads `<dir>/manifest.json`, verifies every listed file's size and
-/// SHA-256, parses each source (in parallel, one worker per core) and
-/// builds the snapshot. Fails on the first broken file; nothing partial is
-/// returned.
+/// SHA-256, and builds the snapshot from the sources the manifest's file
+/// roles name (the same sources as `config/sources.toml`). Fails on the
+/// first broken file; nothing partial is returned.
 pub fn load_snapshot(dir: &Path) -> Result<Snapshot, DataError> {
-    let started = Instant::now();
     let manifest = read_manifest(dir)?;
-    let jobs = plan(&manifest)?;
+    let config = crate::from_manifest::sources_of(&manifest)?;
+    build(dir, &config, Some(&manifest), &FeedStates::read(dir)?)
+}
+
+/// The sources that the roles of `<dir>/manifest.json` name.
+pub fn manifest_sources(dir: &Path) -> Result<SourcesConfig, DataError> {
+    crate::from_manifest::sources_of(&read_manifest(dir)?)
+}
+
+/// Builds the snapshot from the sources of `config`, reading files from
+/// `dir`. A file listed in `dir/manifest.json` is checked against it; a
+/// downloaded feed is checked against the SHA-256 its download recorded.
+pub fn load_sources(dir: &Path, config: &SourcesConfig) -> Result<Snapshot, DataError> {
+    let manifest = match read_manifest(dir) {
+        Ok(m) => Some(m),
+        Err(DataError::MissingManifest { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    build(dir, config, manifest.as_ref(), &FeedStates::read(dir)?)
+}
+
+fn build(
+    dir: &Path,
+    config: &SourcesConfig,
+    manifest: Option<&Manifest>,
+    feeds: &FeedStates,
+) -> Result<Snapshot, DataError> {
+    let started = Instant::now();
+    let jobs = plan(config, manifest, feeds);
     let parsed = run_jobs(dir, &jobs)?;
     let parsed_ms = started.elapsed().as_millis();
     let snapshot = assemble(&jobs, parsed);
@@ -89,40 +96,47 @@ pub fn load_snapshot(dir: &Path) -> Result<Snapshot, DataError> {
     Ok(snapshot)
 }
 
-fn plan(manifest: &Manifest) -> Result<Vec<Job<'_>>, DataError> {
-    let jobs: Vec<Job<'_>> = manifest
-        .sources
-        .iter()
-        .flat_map(|source| {
-            source.files.iter().map(move |file| Job {
-                source,
-                file,
-                kind: Kind::of(&file.role),
-            })
-        })
-        .collect();
-    for required in ["geo-mmdb", "asn-csv"] {
-        if !jobs.iter().any(|j| j.file.role == required) {
-            return Err(DataError::MissingRole {
-                role: required.to_owned(),
+fn plan<'a>(
+    config: &'a SourcesConfig,
+    manifest: Option<&'a Manifest>,
+    feeds: &FeedStates,
+) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    for spec in &config.sources {
+        let feed = feeds.get(&spec.name).filter(|_| spec.url().is_some());
+        for rel in spec.files() {
+            let listed = manifest.and_then(|m| listed(m, &rel));
+            if listed.is_none() && feed.is_none() {
+                tracing::debug!(source = %spec.name, file = %rel, "file not in the manifest: read unverified");
+            }
+            jobs.push(Job {
+                spec,
+                rel,
+                listed,
+                feed_sha: feed.and_then(|f| f.sha256.clone()),
+                feed_date: feed.and_then(|f| f.data_date.clone()),
             });
         }
     }
-    for j in jobs.iter().filter(|j| j.kind == Kind::VerifyOnly) {
-        tracing::debug!(file = %j.file.path, role = %j.file.role, "file checked but not used");
-    }
-    Ok(jobs)
+    jobs
+}
+
+fn listed<'m>(manifest: &'m Manifest, rel: &str) -> Option<(&'m ManifestSource, &'m ManifestFile)> {
+    manifest
+        .sources
+        .iter()
+        .find_map(|s| s.files.iter().find(|f| f.path == rel).map(|f| (s, f)))
 }
 
 /// Runs the jobs, largest file first, on up to one worker per core.
 /// Results come back in job order.
 fn run_jobs(dir: &Path, jobs: &[Job<'_>]) -> Result<Vec<Parsed>, DataError> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|i| std::cmp::Reverse(jobs[*i].file.bytes));
+    order.sort_by_key(|i| std::cmp::Reverse(jobs[*i].listed.map_or(0, |(_, f)| f.bytes)));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<Parsed, DataError>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
-    let tz = OnceLock::new();
+    let tz = &TZ;
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(jobs.len())
@@ -131,7 +145,7 @@ fn run_jobs(dir: &Path, jobs: &[Job<'_>]) -> Result<Vec<Parsed>, DataError> {
         for _ in 0..workers {
             scope.spawn(|| {
                 while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = run_job(dir, &jobs[i], &tz);
+                    let result = run_job(dir, &jobs[i], tz);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }
@@ -153,11 +167,33 @@ fn run_jobs(dir: &Path, jobs: &[Job<'_>]) -> Result<Vec<Parsed>, DataError> {
         .collect()
 }
 
+fn read_job(dir: &Path, job: &Job<'_>) -> Result<(PathBuf, Vec<u8>), DataError> {
+    if let Some((_, file)) = job.listed {
+        return read_verified(dir, file);
+    }
+    let path = dir.join(&job.rel);
+    let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(expected) = &job.feed_sha {
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(DataError::Checksum {
+                file: path,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok((path, bytes))
+}
+
 fn run_job(dir: &Path, job: &Job<'_>, tz: &OnceLock<TzResolver>) -> Result<Parsed, DataError> {
     let started = Instant::now();
-    let (path, bytes) = read_verified(dir, job.file)?;
-    let parsed = parse(&path, bytes, job.kind, tz)?;
-    tracing::info!(file = %job.file.path, duration_ms = started.elapsed().as_millis() as u64, "data file parsed");
+    let (path, bytes) = read_job(dir, job)?;
+    let parsed = parse_file(&path, bytes, job.spec, tz)?;
+    tracing::info!(file = %job.rel, source = %job.spec.name, duration_ms = started.elapsed().as_millis() as u64, "data file parsed");
     Ok(parsed)
 }
 
@@ -172,126 +208,146 @@ fn text(path: &Path, bytes: &[u8]) -> Result<String, DataError> {
     })
 }
 
-fn parse(
+/// Parses one file of `spec` in its format, with its weights. Also used
+/// to validate a download before it replaces the copy on disk.
+pub(crate) fn parse_file(
     path: &Path,
     bytes: Vec<u8>,
-    kind: Kind,
+    spec: &SourceSpec,
     tz: &OnceLock<TzResolver>,
 ) -> Result<Parsed, DataError> {
-    Ok(match kind {
-        Kind::Geo => Parsed::Geo(parse_dbip_mmdb(
+    let w: &SourceWeights = &spec.weights;
+    let single = || {
+        spec.single_weight()
+            .ok_or_else(|| DataError::parse(path, 0, "the source names no signal kind"))
+    };
+    let tz = || tz.get_or_init(TzResolver::new);
+    let signals = |b: SignalBatch| Ok(Parsed::Signals(b, None));
+    match spec.format {
+        Format::MmdbDbip => Ok(Parsed::Geo(parse_dbip_mmdb(path, bytes, tz())?)),
+        Format::MmdbGeolite2City => Ok(Parsed::Geo(parse_geolite2_city_mmdb(path, bytes, tz())?)),
+        Format::CsvGeo => Ok(Parsed::Geo(parse_geo_csv(
             path,
-            bytes,
-            tz.get_or_init(TzResolver::new),
+            &text(path, &bytes)?,
+            tz(),
+        )?)),
+        Format::MmdbGeolite2Asn => Ok(Parsed::Asn(parse_geolite2_asn_mmdb(path, bytes)?)),
+        Format::CsvAsn => Ok(Parsed::Asn(parse_asn_csv(path, &text(path, &bytes)?)?)),
+        Format::Iporigin => signals(parse_iporigin_with(path, &bytes, w)?.1),
+        Format::Netset => signals(parse_netset(path, &text(path, &bytes)?, single()?)?),
+        Format::SpamhausDrop => signals(parse_spamhaus_drop_with(
+            path,
+            &text(path, &bytes)?,
+            single()?,
         )?),
-        Kind::Asn => Parsed::Asn(parse_asn_csv(path, &text(path, &bytes)?)?),
-        Kind::IpOrigin => Parsed::Signals(parse_iporigin(path, &bytes)?.1),
-        Kind::Firehol => Parsed::Signals(parse_firehol(path, &text(path, &bytes)?)?),
-        Kind::Spamhaus => Parsed::Signals(parse_spamhaus_drop(path, &text(path, &bytes)?)?),
-        Kind::EmergingThreats => {
-            Parsed::Signals(parse_emerging_threats(path, &text(path, &bytes)?)?)
+        Format::IpPort => signals(parse_ip_port(path, &text(path, &bytes)?, single()?)?),
+        Format::JsonPrefixes => {
+            signals(parse_json_prefixes(path, &text(path, &bytes)?, single()?)?)
         }
-        Kind::Kavachnet => Parsed::Signals(parse_kavachnet(path, &text(path, &bytes)?)?),
-        Kind::Cloudcheck => Parsed::Signals(parse_cloudcheck(path, &text(path, &bytes)?)?),
-        Kind::VerifyOnly => Parsed::Nothing,
-    })
-}
-
-/// The name reasons use for a signal file: the package name, or the file
-/// stem when one package ships several signal lists (seek).
-fn signal_source_name(job: &Job<'_>) -> String {
-    let signal_files = job
-        .source
-        .files
-        .iter()
-        .filter(|f| Kind::of(&f.role).is_signal())
-        .count();
-    if signal_files > 1 {
-        let stem = PathBuf::from(&job.file.path)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned());
-        stem.unwrap_or_else(|| job.source.name.clone())
-    } else {
-        job.source.name.clone()
+        Format::EmergingThreats => {
+            signals(parse_emerging_threats_with(path, &text(path, &bytes)?, w)?)
+        }
+        Format::Kavachnet => signals(parse_kavachnet_with(path, &text(path, &bytes)?, w)?),
+        Format::Cloudcheck => signals(parse_cloudcheck_with(path, &text(path, &bytes)?, w)?),
+        Format::TorExitAddresses => {
+            let exits = parse_tor_exit_addresses(path, &text(path, &bytes)?, single()?)?;
+            Ok(Parsed::Signals(exits.batch, exits.newest_published))
+        }
     }
 }
 
-fn meta(source: &ManifestSource, name: String, data_date: Option<&String>) -> SourceMeta {
+impl Parsed {
+    /// Records (ranges) the file gave.
+    pub(crate) fn records(&self) -> u64 {
+        match self {
+            Parsed::Geo(b) => b.ranges.len() as u64,
+            Parsed::Asn(b) => b.rows.len() as u64,
+            Parsed::Signals(b, _) => b.ranges.len() as u64,
+        }
+    }
+
+    /// The data date the file itself states, if any.
+    pub(crate) fn data_date(&self) -> Option<&str> {
+        match self {
+            Parsed::Signals(_, date) => date.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn meta(job: &Job<'_>, parsed_date: Option<&str>) -> SourceMeta {
+    let (package, version, licence, attribution, listed_date) = match job.listed {
+        Some((s, f)) => (
+            s.package.clone(),
+            s.version.clone(),
+            s.licence.clone(),
+            s.attribution.clone(),
+            f.data_date.clone().or_else(|| s.data_date.clone()),
+        ),
+        None => (None, None, String::new(), String::new(), None),
+    };
+    let pick = |own: &Option<String>, listed: String| {
+        own.clone().filter(|_| listed.is_empty()).unwrap_or(listed)
+    };
     SourceMeta {
-        name,
-        package: source.package.clone(),
-        version: source.version.clone(),
-        data_date: data_date.or(source.data_date.as_ref()).cloned(),
-        licence: source.licence.clone(),
-        attribution: source.attribution.clone(),
+        name: job.spec.name.clone(),
+        package,
+        version,
+        data_date: parsed_date
+            .map(str::to_owned)
+            .or(listed_date)
+            .or_else(|| job.feed_date.clone()),
+        licence: pick(&job.spec.licence, licence),
+        attribution: pick(&job.spec.attribution, attribution),
         records: 0,
     }
 }
 
-/// Feeds the parsed files to the builder in manifest order.
+/// Feeds the parsed files to the builder in sources-file order, one
+/// builder source per sources-file source.
 fn assemble(jobs: &[Job<'_>], parsed: Vec<Parsed>) -> Snapshot {
     let mut builder = SnapshotBuilder::new();
-    let mut table_sources: Vec<(&str, ipintel_core::SourceId, u64)> = Vec::new();
+    let mut current: Option<(&str, SourceId, u64)> = None;
     for (job, parsed) in jobs.iter().zip(parsed) {
-        match parsed {
-            Parsed::Geo(batch) => {
-                let id = table_source(&mut builder, &mut table_sources, job);
-                let ids: Vec<_> = batch
-                    .locations
-                    .iter()
-                    .map(|g| builder.location(g))
-                    .collect();
-                count(&mut table_sources, id, batch.ranges.len());
-                for (range, loc) in batch.ranges {
-                    builder.geo_location(range, ids[loc as usize]);
+        let id = match current {
+            Some((name, id, _)) if name == job.spec.name => id,
+            _ => {
+                if let Some((_, id, n)) = current {
+                    builder.set_records(id, n);
                 }
+                let id = builder.source(meta(job, parsed.data_date()));
+                current = Some((&job.spec.name, id, 0));
+                id
             }
-            Parsed::Asn(batch) => {
-                let id = table_source(&mut builder, &mut table_sources, job);
-                count(&mut table_sources, id, batch.rows.len());
-                for (range, asn, holder) in batch.rows {
-                    builder.asn(range, asn, &batch.holders[holder as usize]);
-                }
-            }
-            Parsed::Signals(batch) => {
-                let id = builder.source(meta(
-                    job.source,
-                    signal_source_name(job),
-                    job.file.data_date.as_ref(),
-                ));
-                builder.set_records(id, batch.ranges.len() as u64);
-                batch.feed(&mut builder, id);
-            }
-            Parsed::Nothing => {}
+        };
+        if let Some(entry) = current.as_mut() {
+            entry.2 += parsed.records();
         }
+        feed(&mut builder, id, parsed);
     }
-    for (_, id, records) in table_sources {
-        builder.set_records(id, records);
+    if let Some((_, id, n)) = current {
+        builder.set_records(id, n);
     }
     builder.build()
 }
 
-/// One source per package for geo and AS tables (their files are the two
-/// families of one data set).
-fn table_source<'m>(
-    builder: &mut SnapshotBuilder,
-    seen: &mut Vec<(&'m str, ipintel_core::SourceId, u64)>,
-    job: &Job<'m>,
-) -> ipintel_core::SourceId {
-    if let Some((_, id, _)) = seen.iter().find(|(n, _, _)| *n == job.source.name) {
-        return *id;
-    }
-    let id = builder.source(meta(
-        job.source,
-        job.source.name.clone(),
-        job.file.data_date.as_ref(),
-    ));
-    seen.push((&job.source.name, id, 0));
-    id
-}
-
-fn count(seen: &mut [(&str, ipintel_core::SourceId, u64)], id: ipintel_core::SourceId, n: usize) {
-    if let Some(entry) = seen.iter_mut().find(|(_, i, _)| *i == id) {
-        entry.2 += n as u64;
+fn feed(builder: &mut SnapshotBuilder, id: SourceId, parsed: Parsed) {
+    match parsed {
+        Parsed::Geo(batch) => {
+            let ids: Vec<_> = batch
+                .locations
+                .iter()
+                .map(|g| builder.location(g))
+                .collect();
+            for (range, loc) in batch.ranges {
+                builder.geo_location(range, ids[loc as usize]);
+            }
+        }
+        Parsed::Asn(batch) => {
+            for (range, asn, holder) in batch.rows {
+                builder.asn(range, asn, &batch.holders[holder as usize]);
+            }
+        }
+        Parsed::Signals(batch, _) => batch.feed(builder, id),
     }
 }

@@ -110,6 +110,16 @@ pub fn read_verified(dir: &Path, file: &ManifestFile) -> Result<(PathBuf, Vec<u8
     Ok((path, bytes))
 }
 
+/// Lowercase hex of a digest.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    hex(bytes)
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes

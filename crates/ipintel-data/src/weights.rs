@@ -77,3 +77,49 @@ pub const KAVACHNET_CLOUD: Weight = w(SignalKind::Datacenter, 5, 0.6);
 pub const CLOUDCHECK_CLOUD: Weight = w(SignalKind::Datacenter, 10, 0.8);
 /// cloudcheck tag `cdn`.
 pub const CLOUDCHECK_CDN: Weight = w(SignalKind::Cdn, 5, 0.8);
+
+/// The default weight of a kind for a source whose format does not fix
+/// one (generic lists, JSON prefixes, the Tor exit list).
+pub fn default_for(kind: SignalKind) -> Weight {
+    match kind {
+        SignalKind::Tor => IPORIGIN_TOR,
+        SignalKind::Vpn => IPORIGIN_VPN,
+        SignalKind::Proxy => KAVACHNET_PROXY,
+        SignalKind::Datacenter => IPORIGIN_HOSTING,
+        SignalKind::Cdn => IPORIGIN_CDN,
+        SignalKind::Crawler => IPORIGIN_BOT,
+        SignalKind::Blocklist => FIREHOL_LEVEL1,
+        SignalKind::Attacker => ET_ATTACKER,
+        SignalKind::Botnet => ET_BOTNET_CC,
+        // kinds that no data file makes (e.g. the score of abuse reports)
+        other => w(other, 0, 0.5),
+    }
+}
+
+/// Weights that a sources file sets for one source, by kind. A kind it
+/// does not set keeps the format's default (the constants above).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceWeights {
+    overrides: Vec<Weight>,
+}
+
+impl SourceWeights {
+    /// Weights from explicit `(kind, weight, confidence)` entries.
+    pub fn new(overrides: Vec<Weight>) -> Self {
+        Self { overrides }
+    }
+
+    /// The weight of `default.kind`: the override if one is set, else `default`.
+    pub fn pick(&self, default: Weight) -> Weight {
+        self.overrides
+            .iter()
+            .find(|w| w.kind == default.kind)
+            .copied()
+            .unwrap_or(default)
+    }
+
+    /// The weight of `kind` with [`default_for`] underneath.
+    pub fn of(&self, kind: SignalKind) -> Weight {
+        self.pick(default_for(kind))
+    }
+}

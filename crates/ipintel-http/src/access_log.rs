@@ -2,15 +2,21 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::auth::KeyTag;
+use crate::state::AppState;
 
 /// Logs method, route template, status, duration and key id (never the
-/// secret, never the raw path, which holds the looked-up address).
-pub(crate) async fn access_log(request: Request, next: Next) -> Response {
+/// secret, never the raw path, which holds the looked-up address), and
+/// counts the request in the metrics under its route template.
+pub(crate) async fn access_log(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -20,7 +26,11 @@ pub(crate) async fn access_log(request: Request, next: Next) -> Response {
 
     let response = next.run(request).await;
 
-    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(route.as_deref(), response.status().as_u16(), elapsed);
+    let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let key_id = response
         .extensions()
         .get::<KeyTag>()

@@ -54,6 +54,44 @@ pub enum ApiError {
     /// No IP data is loaded yet.
     #[error("no IP data is loaded")]
     NotReady,
+    /// A request field is missing or malformed; `field` names it.
+    #[error("{message}")]
+    InvalidField {
+        /// The field at fault, e.g. `severity`.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The body is neither JSON nor a form.
+    #[error("send the body as application/json or application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    /// The key reported this address less than 15 minutes ago.
+    #[error("this key reported this address less than 15 minutes ago")]
+    DuplicateReport {
+        /// Seconds until the address may be reported again.
+        retry_after_secs: u64,
+    },
+    /// The key's daily report limit is reached.
+    #[error("the daily report limit of this key is used up; it resets at 00:00 UTC")]
+    ReportQuotaExceeded {
+        /// Seconds until the limit resets.
+        retry_after_secs: u64,
+    },
+    /// The country path segment is not two letters.
+    #[error("invalid country code: {0}")]
+    InvalidCountry(String),
+    /// A well-formed code that is neither an ISO 3166-1 code nor in the data.
+    #[error("no such country code")]
+    UnknownCountry,
+    /// The AS path segment is not an AS number.
+    #[error("invalid AS number: {0}")]
+    InvalidAsn(String),
+    /// The data has no range of this AS.
+    #[error("the data has no range of this AS number")]
+    UnknownAsn,
+    /// The admin route is disabled (no `IPINTEL_ADMIN_TOKEN`) or the token is wrong.
+    #[error("admin access is disabled or the admin token is wrong")]
+    AdminForbidden,
     /// Anything unexpected; the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
@@ -63,10 +101,18 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidIp(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidIp(_) | Self::InvalidCountry(_) | Self::InvalidAsn(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnknownCountry | Self::UnknownAsn => StatusCode::NOT_FOUND,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::RevokedApiKey => StatusCode::FORBIDDEN,
-            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RevokedApiKey | Self::AdminForbidden => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded { .. }
+            | Self::RateLimited { .. }
+            | Self::DuplicateReport { .. }
+            | Self::ReportQuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,6 +124,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidIp(_) => "invalid_ip",
+            Self::InvalidCountry(_) => "invalid_country",
+            Self::UnknownCountry => "unknown_country",
+            Self::InvalidAsn(_) => "invalid_asn",
+            Self::UnknownAsn => "unknown_asn",
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::RevokedApiKey => "revoked_api_key",
@@ -87,15 +137,21 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::NotReady => "not_ready",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::DuplicateReport { .. } => "duplicate_report",
+            Self::ReportQuotaExceeded { .. } => "report_quota_exceeded",
+            Self::AdminForbidden => "admin_forbidden",
             Self::Internal(_) => "internal",
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::QuotaExceeded { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
+            Self::QuotaExceeded { retry_after_secs }
+            | Self::RateLimited { retry_after_secs }
+            | Self::DuplicateReport { retry_after_secs }
+            | Self::ReportQuotaExceeded { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -143,6 +199,9 @@ pub(crate) struct EnvelopeBody<'a> {
     pub(crate) code: &'a str,
     pub(crate) message: &'a str,
     pub(crate) status: u16,
+    /// The request field at fault (`invalid_field` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) field: Option<&'a str>,
 }
 
 /// Renders an envelope without logging anything.
@@ -152,6 +211,7 @@ pub(crate) fn envelope_response(status: StatusCode, code: &str, message: &str) -
             code,
             message,
             status: status.as_u16(),
+            field: None,
         },
     };
     reply::json(status, &body)
@@ -165,7 +225,19 @@ impl IntoResponse for ApiError {
             Self::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
-        let mut response = envelope_response(status, self.code(), &message);
+        let field = match &self {
+            Self::InvalidField { field, .. } => Some(*field),
+            _ => None,
+        };
+        let body = Envelope {
+            error: EnvelopeBody {
+                code: self.code(),
+                message: &message,
+                status: status.as_u16(),
+                field,
+            },
+        };
+        let mut response = reply::json(status, &body);
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
@@ -203,6 +275,21 @@ mod tests {
         let body = body_json(response).await;
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("secret detail"));
+    }
+
+    #[tokio::test]
+    async fn invalid_field_names_the_field() {
+        let response = ApiError::InvalidField {
+            field: "severity",
+            message: "bad".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(body["error"]["field"], "severity");
+        let other = body_json(ApiError::NotFound.into_response()).await;
+        assert!(other["error"].get("field").is_none());
     }
 
     #[test]

@@ -16,14 +16,21 @@ mod clock;
 mod error;
 mod handlers;
 mod limiter;
+mod metrics;
 mod openapi;
+mod reload;
 mod reply;
 mod routes;
 mod state;
 
 pub use client::{client_addr, TrustedProxies};
 pub use error::ApiError;
+pub use metrics::{snapshot_sources, status_sources, Metrics, SourceGauge};
 pub use openapi::openapi;
+pub use reload::{
+    initial_status, load_initial, read_sources, DataReloader, FeedReport, ReloadReport,
+    SourcesLocation, Trigger,
+};
 pub use routes::{router, routes};
 pub use state::{AppState, HttpConfig};
 

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Object, OpenApi as Document, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{account, health, lookup};
+use crate::handlers::{account, admin, health, intel, lookup, metrics, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,11 +30,19 @@ use crate::handlers::{account, health, lookup};
         health::healthz,
         health::readyz,
         health::openapi_json,
+        intel::country,
+        intel::asn,
+        metrics::metrics,
+        admin::reload,
+        reports::report,
+        reports::live,
     ),
     modifiers(&SecuritySchemes, &RateLimitHeaders),
     tags(
         (name = "lookup", description = "Address lookups; each counts against the key's daily quota"),
         (name = "account", description = "Keys and usage"),
+        (name = "intel", description = "Country and network aggregates; each counts one lookup"),
+        (name = "reports", description = "Abuse reports and the live feed; not counted as lookups"),
         (name = "operations", description = "Probes and this document"),
     )
 )]
@@ -104,7 +112,7 @@ fn add_headers(operation: &mut Operation) {
 }
 
 /// Statuses of keyed routes that are only answered to an authenticated key.
-const AFTER_AUTHENTICATION: [&str; 4] = ["200", "201", "400", "429"];
+const AFTER_AUTHENTICATION: [&str; 6] = ["200", "201", "400", "429", "415", "422"];
 
 const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
     (

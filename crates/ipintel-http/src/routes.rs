@@ -13,7 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::access_log::access_log;
 use crate::auth::require_key;
 use crate::error::envelope_response;
-use crate::handlers::{account, fallback, health, lookup};
+use crate::handlers::{account, admin, fallback, health, intel, lookup, metrics, reports};
 use crate::state::AppState;
 
 /// One route: method, path template and whether it needs a key.
@@ -54,6 +54,12 @@ fn table() -> Vec<Entry> {
         entry(Method::GET, "/healthz", false, health::healthz),
         entry(Method::GET, "/readyz", false, health::readyz),
         entry(Method::GET, "/openapi.json", false, health::openapi_json),
+        entry(Method::GET, "/v1/ip/country/{cc}", true, intel::country),
+        entry(Method::GET, "/v1/ip/asn/{asn}", true, intel::asn),
+        entry(Method::GET, "/metrics", false, metrics::metrics),
+        entry(Method::POST, "/v1/admin/reload", false, admin::reload),
+        entry(Method::POST, "/v1/ip/report", true, reports::report),
+        entry(Method::GET, "/v1/ip/threats/live", true, reports::live),
     ]
 }
 
@@ -64,6 +70,13 @@ pub fn routes() -> Vec<(Method, &'static str)> {
         .into_iter()
         .map(|(spec, _)| (spec.method, spec.path))
         .collect()
+}
+
+/// The distinct path templates of the route table (metrics labels).
+pub(crate) fn route_paths() -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = table().into_iter().map(|(spec, _)| spec.path).collect();
+    paths.dedup();
+    paths
 }
 
 /// Builds the application: keyed routes behind key authentication, open
@@ -91,7 +104,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 

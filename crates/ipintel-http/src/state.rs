@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use ipintel_core::Snapshot;
-use ipintel_store::Accounts;
+use ipintel_store::{Accounts, ReportDesk, ReportIndex, ReportSettings};
 
 use crate::client::TrustedProxies;
 use crate::limiter::CreationLimiter;
+use crate::metrics::Metrics;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -39,6 +40,18 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// HTTP settings.
     pub config: HttpConfig,
+    /// Abuse reports in memory (the index of `report_desk`).
+    pub reports: Arc<ReportIndex>,
+    /// Stores and indexes new abuse reports.
+    pub report_desk: Arc<ReportDesk>,
+    /// Prometheus counters; see `docs/metrics.md`.
+    pub metrics: Arc<Metrics>,
+    /// Health of each data source; a reload replaces it.
+    pub data_status: Arc<ArcSwap<ipintel_data::DataStatus>>,
+    /// Reloads the data; `None` when the service cannot reload.
+    pub reloader: Option<Arc<crate::reload::DataReloader>>,
+    /// Token of `POST /v1/admin/reload`; `None` disables the route (403).
+    pub(crate) admin_token: Option<Arc<str>>,
     pub(crate) key_creation: Arc<CreationLimiter>,
 }
 
@@ -53,12 +66,46 @@ impl AppState {
             config.keys_per_hour_per_client,
             Duration::from_secs(3600),
         ));
+        let report_desk = ReportDesk::unloaded(
+            accounts.store(),
+            *accounts.limits(),
+            ReportSettings::default(),
+        );
         Self {
             snapshot,
+            reports: Arc::clone(report_desk.index()),
+            report_desk,
             accounts,
             config,
+            metrics: Arc::new(Metrics::new(&crate::routes::route_paths())),
+            data_status: Arc::new(ArcSwap::from_pointee(ipintel_data::DataStatus::default())),
+            reloader: None,
+            admin_token: None,
             key_creation,
         }
+    }
+
+    /// This state with `reloader` reloading the data, `status` as the
+    /// current data status, and `admin_token` (when set and non-empty)
+    /// opening `POST /v1/admin/reload`.
+    pub fn with_reloader(
+        mut self,
+        reloader: Arc<crate::reload::DataReloader>,
+        status: ipintel_data::DataStatus,
+        admin_token: Option<String>,
+    ) -> Self {
+        self.reloader = Some(reloader);
+        self.data_status.store(Arc::new(status));
+        self.admin_token = admin_token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// This state with `desk` (opened on the same store, its index loaded)
+    /// taking reports, instead of the empty one [`AppState::new`] makes.
+    pub fn with_report_desk(mut self, desk: Arc<ReportDesk>) -> Self {
+        self.reports = Arc::clone(desk.index());
+        self.report_desk = desk;
+        self
     }
 }
 

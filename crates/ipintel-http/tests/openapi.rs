@@ -256,3 +256,79 @@ fn schemas_reject_a_body_that_drifts() {
     let missing = json!({"error": {"code": "not_found", "status": 404}});
     assert!(!validator.is_valid(&missing));
 }
+
+#[tokio::test]
+async fn intel_bodies_match_the_documented_schemas() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(&db, Options::default()).await;
+    let key = server.new_key().await;
+    let doc = document();
+    for (path, template) in [
+        ("/v1/ip/country/US", "/v1/ip/country/{cc}"),
+        ("/v1/ip/country/gb", "/v1/ip/country/{cc}"),
+        ("/v1/ip/country/ZZ", "/v1/ip/country/{cc}"),
+        ("/v1/ip/country/USA", "/v1/ip/country/{cc}"),
+        ("/v1/ip/asn/AS15169", "/v1/ip/asn/{asn}"),
+        ("/v1/ip/asn/13335", "/v1/ip/asn/{asn}"),
+        ("/v1/ip/asn/AS64999", "/v1/ip/asn/{asn}"),
+        ("/v1/ip/asn/ASx", "/v1/ip/asn/{asn}"),
+    ] {
+        let reply = server.get(path, Some(&key)).await;
+        check(&doc, "get", template, &reply);
+    }
+}
+
+#[tokio::test]
+async fn report_bodies_match_the_documented_schemas() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(&db, Options::default()).await;
+    let key = server.new_key().await;
+    let doc = document();
+    let path = "/v1/ip/report";
+
+    let body = json!({"ip": "123.202.30.78", "category": [22, 14], "comment": "x"});
+    let stored = server.post_json(path, &key, &body).await;
+    assert_eq!(stored.status, 201, "{}", stored.body);
+    check(&doc, "post", path, &stored);
+    let form = [("ip", "2606:4700::1"), ("category", "web_attack")];
+    let by_form = server.post_form(path, &key, &form).await;
+    assert_eq!(by_form.status, 201, "{}", by_form.body);
+    check(&doc, "post", path, &by_form);
+    let duplicate = server.post_json(path, &key, &body).await;
+    assert_eq!(duplicate.status, 429);
+    check(&doc, "post", path, &duplicate);
+    let bad = server
+        .post_json(
+            path,
+            &key,
+            &json!({"ip": "1.2.3.4", "category": "22", "severity": 9}),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    check(&doc, "post", path, &bad);
+    let unsupported = Reply::from(
+        server
+            .client
+            .post(server.url(path))
+            .header("X-API-Key", &key)
+            .header("Content-Type", "text/plain")
+            .body("ip=1.2.3.4")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unsupported.status, 415);
+    check(&doc, "post", path, &unsupported);
+
+    let threat = server.get("/v1/ip/123.202.30.78/threat", Some(&key)).await;
+    assert!(threat.body["threat"]["reports"].is_object());
+    check(&doc, "get", "/v1/ip/{ip}/threat", &threat);
+    let full = server.get("/v1/ip/2606:4700::1", Some(&key)).await;
+    check(&doc, "get", "/v1/ip/{ip}", &full);
+    let live = server.get("/v1/ip/threats/live?limit=10", Some(&key)).await;
+    assert_eq!(live.body["count"], 2);
+    check(&doc, "get", "/v1/ip/threats/live", &live);
+    let bad_limit = server.get("/v1/ip/threats/live?limit=0", Some(&key)).await;
+    check(&doc, "get", "/v1/ip/threats/live", &bad_limit);
+}

@@ -5,6 +5,8 @@
 //! - [`Store`]: the storage interface, with [`SqliteStore`] on a SQLite file.
 //! - [`Accounts`]: the request path's key cache and usage meter, flushed to
 //!   the store by a background task.
+//! - [`reports`]: abuse reports, stored by a [`ReportDesk`] and held in
+//!   memory by a [`ReportIndex`].
 #![forbid(unsafe_code)]
 
 mod accounts;
@@ -12,6 +14,7 @@ mod day;
 mod error;
 pub mod key;
 mod plan;
+pub mod reports;
 mod sqlite;
 mod store;
 
@@ -21,8 +24,18 @@ pub use day::{UtcDay, SECS_PER_DAY};
 pub use error::{AuthError, StoreError};
 pub use key::{KeyFormatError, KeyId, PresentedKey};
 pub use plan::{Plan, PlanLimits, UnknownPlan};
+pub use reports::{
+    AreaReportStats, LiveItem, NetKey, NetworkReports, ReportDesk, ReportError, ReportIndex,
+    ReportSettings,
+};
 pub use sqlite::SqliteStore;
-pub use store::{KeyInfo, NewKey, Store, StoredKey, UsageDelta};
+pub use store::{
+    KeyInfo, NewKey, NewReport, ReportInsert, ReportRules, Store, StoredKey, StoredReport,
+    UsageDelta,
+};
+
+/// Longest comment kept with a report, in characters (longer ones are cut).
+pub const MAX_COMMENT_CHARS: usize = 1024;
 
 /// The current Unix time in seconds, from the system clock.
 pub fn now_unix() -> i64 {

@@ -66,7 +66,8 @@ impl FromStr for Plan {
     }
 }
 
-/// Daily lookup limits per plan (lookups per UTC day).
+/// Daily limits per plan: lookups and abuse reports per UTC day. The two
+/// are counted apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanLimits {
     /// Limit of [`Plan::Free`] (and of keys not yet provisioned).
@@ -77,6 +78,14 @@ pub struct PlanLimits {
     pub enterprise: u64,
     /// Limit of [`Plan::Custom`] keys without a `daily_limit_override`.
     pub custom: u64,
+    /// Reports a [`Plan::Free`] key may file per UTC day.
+    pub free_reports: u64,
+    /// Reports of a [`Plan::Professional`] key.
+    pub professional_reports: u64,
+    /// Reports of a [`Plan::Enterprise`] key.
+    pub enterprise_reports: u64,
+    /// Reports of a [`Plan::Custom`] key.
+    pub custom_reports: u64,
 }
 
 impl Default for PlanLimits {
@@ -86,6 +95,10 @@ impl Default for PlanLimits {
             professional: 10_000,
             enterprise: 1_000_000,
             custom: 100_000,
+            free_reports: 20,
+            professional_reports: 1_000,
+            enterprise_reports: 50_000,
+            custom_reports: 10_000,
         }
     }
 }
@@ -99,6 +112,19 @@ impl PlanLimits {
             Plan::Professional => self.professional,
             Plan::Enterprise => self.enterprise,
             Plan::Custom => daily_limit_override.unwrap_or(self.custom),
+        }
+    }
+
+    /// Abuse reports a key may file per UTC day. `None` (not yet
+    /// provisioned) counts as free.
+    // TODO(per-key report limits): custom keys take `custom_reports`; a
+    // per-key override needs its own column and a CLI flag, not asked yet.
+    pub fn daily_report_limit(&self, plan: Option<Plan>) -> u64 {
+        match plan.unwrap_or(Plan::Free) {
+            Plan::Free => self.free_reports,
+            Plan::Professional => self.professional_reports,
+            Plan::Enterprise => self.enterprise_reports,
+            Plan::Custom => self.custom_reports,
         }
     }
 }
@@ -128,5 +154,14 @@ mod tests {
         assert_eq!(limits.daily_limit(Some(Plan::Enterprise), None), 1_000_000);
         assert_eq!(limits.daily_limit(Some(Plan::Custom), None), 100_000);
         assert_eq!(limits.daily_limit(Some(Plan::Custom), Some(7)), 7);
+    }
+
+    #[test]
+    fn report_limits_are_separate_per_plan() {
+        let limits = PlanLimits::default();
+        assert_eq!(limits.daily_report_limit(None), 20);
+        assert_eq!(limits.daily_report_limit(Some(Plan::Professional)), 1_000);
+        assert_eq!(limits.daily_report_limit(Some(Plan::Enterprise)), 50_000);
+        assert_eq!(limits.daily_report_limit(Some(Plan::Custom)), 10_000);
     }
 }

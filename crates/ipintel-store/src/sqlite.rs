@@ -13,7 +13,11 @@ use sqlx::Row;
 use crate::day::UtcDay;
 use crate::key::{KeyId, SecretHash};
 use crate::plan::Plan;
-use crate::store::{KeyInfo, NewKey, Store, StoredKey, UsageDelta};
+use crate::reports::sql as report_sql;
+use crate::store::{
+    KeyInfo, NewKey, NewReport, ReportInsert, ReportRules, Store, StoredKey, StoredReport,
+    UsageDelta,
+};
 use crate::StoreError;
 
 /// How long a statement waits for another connection's (or process's) lock.
@@ -40,7 +44,9 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before it returns, so an
+            // acknowledged report survives a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -217,6 +223,30 @@ impl Store for SqliteStore {
             .await?;
         rows.iter().map(stored_key_from_row).collect()
     }
+
+    async fn insert_report(
+        &self,
+        report: &NewReport,
+        rules: &ReportRules,
+    ) -> Result<ReportInsert, StoreError> {
+        // IMMEDIATE takes the write lock first: the checks below and the
+        // insert run with no other writer in between, in any process.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(refusal) = report_sql::refusal(&mut tx, report, rules).await? {
+            tx.rollback().await?;
+            return Ok(refusal);
+        }
+        let id = report_sql::insert(&mut tx, report).await?;
+        tx.commit().await?;
+        Ok(ReportInsert::Stored(StoredReport {
+            id,
+            report: report.clone(),
+        }))
+    }
+
+    async fn reports_since(&self, since: i64) -> Result<Vec<StoredReport>, StoreError> {
+        report_sql::since(&self.pool, since).await
+    }
 }
 
 fn stored_key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
@@ -251,7 +281,7 @@ fn stored_key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
     })
 }
 
-fn parse_key_id(text: String, table: &'static str) -> Result<KeyId, StoreError> {
+pub(crate) fn parse_key_id(text: String, table: &'static str) -> Result<KeyId, StoreError> {
     text.parse().map_err(|_| StoreError::Corrupt {
         table,
         column: if table == "api_keys" { "id" } else { "key_id" },
@@ -268,11 +298,15 @@ fn corrupt_key(column: &'static str, message: String) -> StoreError {
 }
 
 /// SQLite integers are signed; counts and limits never reach 2^63.
-fn to_i64(value: u64) -> i64 {
+pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn to_u64(value: i64, table: &'static str, column: &'static str) -> Result<u64, StoreError> {
+pub(crate) fn to_u64(
+    value: i64,
+    table: &'static str,
+    column: &'static str,
+) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         table,
         column,

@@ -1,5 +1,8 @@
 //! The storage interface for keys and usage, independent of the database.
 
+use std::net::IpAddr;
+
+use ipintel_core::reports::{ReportCategories, Severity};
 use serde::Serialize;
 
 use crate::day::UtcDay;
@@ -66,6 +69,71 @@ pub struct UsageDelta {
     pub count: u64,
 }
 
+/// An abuse report to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReport {
+    /// The reporting key.
+    pub key_id: KeyId,
+    /// The reported address (IPv4-mapped IPv6 already turned into IPv4).
+    pub ip: IpAddr,
+    /// What it did.
+    pub categories: ReportCategories,
+    /// How bad it was.
+    pub severity: Severity,
+    /// The reporter's confidence, 0..=100.
+    pub confidence: u8,
+    /// Free text, at most [`crate::MAX_COMMENT_CHARS`] characters.
+    pub comment: Option<String>,
+    /// When it happened (Unix seconds).
+    pub reported_at: i64,
+    /// When the service accepted it (Unix seconds).
+    pub received_at: i64,
+    /// Country of the address in the data at intake.
+    pub country: Option<String>,
+    /// AS number of the address at intake.
+    pub asn: Option<u32>,
+    /// AS holder name at intake.
+    pub asn_name: Option<String>,
+}
+
+/// A stored report: its row id and contents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReport {
+    /// Row id, increasing with insertion.
+    pub id: i64,
+    /// The report.
+    pub report: NewReport,
+}
+
+/// The rules a report insertion checks atomically with the insertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRules {
+    /// A report of the same key about the same address received less than
+    /// this many seconds ago makes this one a duplicate.
+    pub duplicate_window_secs: i64,
+    /// Reports the key may file per UTC day.
+    pub daily_limit: u64,
+}
+
+/// The outcome of [`Store::insert_report`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportInsert {
+    /// Stored and committed.
+    Stored(StoredReport),
+    /// The same key reported the same address within the window; nothing stored.
+    Duplicate {
+        /// Seconds until the window has passed, at least 1.
+        retry_after_secs: u64,
+    },
+    /// The key's daily report limit is reached; nothing stored.
+    QuotaExceeded {
+        /// The limit.
+        limit: u64,
+        /// Seconds until the next 00:00 UTC, at least 1.
+        retry_after_secs: u64,
+    },
+}
+
 /// Persistent storage of keys and daily usage.
 ///
 /// Times are Unix seconds and days are [`UtcDay`]s; an implementation maps
@@ -119,4 +187,20 @@ pub trait Store: Send + Sync + 'static {
     /// Keys whose row changed at or after `since` (creation, revocation,
     /// plan change), so other processes' changes reach the request path.
     async fn keys_changed_since(&self, since: i64) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Inserts a report unless `rules` refuse it, checking and inserting in
+    /// one serialized write transaction (so two concurrent duplicates cannot
+    /// both pass), and returns only once the row is committed. The day of
+    /// the quota is the UTC day of `report.received_at`.
+    ///
+    /// A PostgreSQL implementation would take a per-key advisory lock (or
+    /// run at SERIALIZABLE) around the same three statements.
+    async fn insert_report(
+        &self,
+        report: &NewReport,
+        rules: &ReportRules,
+    ) -> Result<ReportInsert, StoreError>;
+
+    /// Every report received at or after `since`, oldest first.
+    async fn reports_since(&self, since: i64) -> Result<Vec<StoredReport>, StoreError>;
 }

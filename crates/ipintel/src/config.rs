@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipintel_http::{HttpConfig, TrustedProxies};
-use ipintel_store::PlanLimits;
+use ipintel_store::{PlanLimits, ReportSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Exit code for bad configuration or usage (EX_USAGE).
@@ -139,19 +139,57 @@ impl ServerConfig {
     }
 }
 
-/// Where the IP data lives.
+/// Where the IP data lives and how it is refreshed.
 #[derive(Debug, Clone)]
 pub struct DataConfig {
-    /// Directory holding `manifest.json` (`IPINTEL_DATA_DIR`, `--data-dir`).
+    /// Directory holding the data files (`IPINTEL_DATA_DIR`, `--data-dir`).
     pub dir: PathBuf,
+    /// The sources file (`IPINTEL_SOURCES`, `--sources`); by default
+    /// `config/sources.toml` when it exists, else the manifest's roles.
+    pub sources: Option<PathBuf>,
+    /// Seconds between timer reloads, which also download due feeds
+    /// (`IPINTEL_DATA_REFRESH_SECS`, default 3600; 0 turns the timer off).
+    pub refresh_secs: u64,
+    /// Token of `POST /v1/admin/reload` (`IPINTEL_ADMIN_TOKEN`); unset disables it.
+    pub admin_token: Option<Secret>,
 }
 
+/// A setting that must never be printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The packaged sources file, used when it exists and none is named.
+pub const DEFAULT_SOURCES: &str = "config/sources.toml";
+
 impl DataConfig {
-    fn load(env: &Env, flag: Option<PathBuf>, problems: &mut Problems) -> Self {
+    fn load(
+        env: &Env,
+        flag: Option<PathBuf>,
+        sources: Option<PathBuf>,
+        problems: &mut Problems,
+    ) -> Self {
         let dir = flag
             .or_else(|| env.text("IPINTEL_DATA_DIR", problems).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("data"));
-        Self { dir }
+        let sources = sources
+            .or_else(|| env.text("IPINTEL_SOURCES", problems).map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from(DEFAULT_SOURCES)).filter(|p| p.is_file()));
+        let refresh_secs = env
+            .parse("IPINTEL_DATA_REFRESH_SECS", "a number of seconds", problems)
+            .unwrap_or(3600);
+        let admin_token = env.text("IPINTEL_ADMIN_TOKEN", problems).map(Secret);
+        Self {
+            dir,
+            sources,
+            refresh_secs,
+            admin_token,
+        }
     }
 }
 
@@ -171,27 +209,80 @@ impl StoreConfig {
     }
 }
 
-/// Daily lookup limits per plan.
+/// Daily lookup and report limits per plan.
 #[derive(Debug, Clone)]
 pub struct PlanConfig {
-    /// The limits (`IPINTEL_PLAN_<PLAN>_DAILY`).
+    /// The limits (`IPINTEL_PLAN_<PLAN>_DAILY`,
+    /// `IPINTEL_PLAN_<PLAN>_REPORTS_DAILY`).
     pub limits: PlanLimits,
 }
 
 impl PlanConfig {
     fn load(env: &Env, problems: &mut Problems) -> Self {
         let defaults = PlanLimits::default();
-        let mut read = |name, default| {
-            env.parse(name, "a whole number of lookups", problems)
-                .unwrap_or(default)
-        };
+        let mut read = |name, what, default| env.parse(name, what, problems).unwrap_or(default);
+        let (lookups, reports) = ("a whole number of lookups", "a whole number of reports");
         let limits = PlanLimits {
-            free: read("IPINTEL_PLAN_FREE_DAILY", defaults.free),
-            professional: read("IPINTEL_PLAN_PROFESSIONAL_DAILY", defaults.professional),
-            enterprise: read("IPINTEL_PLAN_ENTERPRISE_DAILY", defaults.enterprise),
-            custom: read("IPINTEL_PLAN_CUSTOM_DAILY", defaults.custom),
+            free: read("IPINTEL_PLAN_FREE_DAILY", lookups, defaults.free),
+            professional: read(
+                "IPINTEL_PLAN_PROFESSIONAL_DAILY",
+                lookups,
+                defaults.professional,
+            ),
+            enterprise: read(
+                "IPINTEL_PLAN_ENTERPRISE_DAILY",
+                lookups,
+                defaults.enterprise,
+            ),
+            custom: read("IPINTEL_PLAN_CUSTOM_DAILY", lookups, defaults.custom),
+            free_reports: read(
+                "IPINTEL_PLAN_FREE_REPORTS_DAILY",
+                reports,
+                defaults.free_reports,
+            ),
+            professional_reports: read(
+                "IPINTEL_PLAN_PROFESSIONAL_REPORTS_DAILY",
+                reports,
+                defaults.professional_reports,
+            ),
+            enterprise_reports: read(
+                "IPINTEL_PLAN_ENTERPRISE_REPORTS_DAILY",
+                reports,
+                defaults.enterprise_reports,
+            ),
+            custom_reports: read(
+                "IPINTEL_PLAN_CUSTOM_REPORTS_DAILY",
+                reports,
+                defaults.custom_reports,
+            ),
         };
         Self { limits }
+    }
+}
+
+/// Abuse reports and the live feed.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// The report service's settings (`IPINTEL_LIVE_V6_PREFIX`, 1 to 64,
+    /// default 64).
+    pub settings: ReportSettings,
+}
+
+impl ReportConfig {
+    fn load(env: &Env, problems: &mut Problems) -> Self {
+        let name = "IPINTEL_LIVE_V6_PREFIX";
+        let mut settings = ReportSettings::default();
+        if let Some(prefix) = env.parse::<u8>(name, "a prefix length", problems) {
+            if (1..=64).contains(&prefix) {
+                settings.live_v6_prefix = prefix;
+            } else {
+                problems.add(
+                    name,
+                    format!("{prefix} is not a prefix length from 1 to 64"),
+                );
+            }
+        }
+        Self { settings }
     }
 }
 
@@ -283,6 +374,8 @@ pub struct ServeFlags {
     pub data_dir: Option<PathBuf>,
     /// `--db`.
     pub db: Option<PathBuf>,
+    /// `--sources`.
+    pub sources: Option<PathBuf>,
 }
 
 /// Everything `ipintel serve` needs.
@@ -298,6 +391,8 @@ pub struct ServeConfig {
     pub plans: PlanConfig,
     /// Proxies and key creation.
     pub access: AccessConfig,
+    /// Abuse reports.
+    pub reports: ReportConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -308,10 +403,11 @@ impl ServeConfig {
         let mut problems = Problems::default();
         let config = Self {
             server: ServerConfig::load(env, flags.bind, &mut problems),
-            data: DataConfig::load(env, flags.data_dir, &mut problems),
+            data: DataConfig::load(env, flags.data_dir, flags.sources, &mut problems),
             store: StoreConfig::load(env, flags.db, &mut problems),
             plans: PlanConfig::load(env, &mut problems),
             access: AccessConfig::load(env, &mut problems),
+            reports: ReportConfig::load(env, &mut problems),
             log: LogConfig::load(env, &mut problems),
         };
         problems.into_result(config)
@@ -356,7 +452,7 @@ impl LookupConfig {
     pub fn load(env: &Env, data_dir: Option<PathBuf>) -> Result<Self, Problems> {
         let mut problems = Problems::default();
         let config = Self {
-            data: DataConfig::load(env, data_dir, &mut problems),
+            data: DataConfig::load(env, data_dir, None, &mut problems),
             log: LogConfig::load(env, &mut problems),
         };
         problems.into_result(config)

@@ -11,7 +11,7 @@ use crate::serve::load_data;
 /// Prints one JSON record per valid address (one per line); invalid
 /// addresses are reported on standard error and make the command fail.
 pub async fn run(config: LookupConfig, addrs: &[String]) -> anyhow::Result<()> {
-    let snapshot = load_data(&config.data.dir).await?;
+    let (_, snapshot) = load_data(&config.data, false).await?;
     let mut out = std::io::stdout().lock();
     let mut invalid = 0usize;
     for text in addrs {

@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod data_cmd;
 mod keys;
 mod logging;
 mod lookup;
+mod reload;
 mod serve;
 
 use std::future::Future;
@@ -41,6 +43,32 @@ enum Command {
     Keys(KeysArgs),
     /// Print the JSON record of addresses from the local data.
     Lookup(LookupArgs),
+    /// Manage the IP data: `ipintel data update` downloads the due feeds.
+    Data(DataArgs),
+}
+
+#[derive(Debug, Args)]
+struct DataArgs {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Download the URL sources that are due (conditional requests,
+    /// validation, shrink guard, atomic rename), then build a snapshot to
+    /// prove the data loads.
+    Update {
+        /// Sources file [env: IPINTEL_SOURCES] [default: config/sources.toml].
+        #[arg(long, value_name = "FILE")]
+        sources: Option<PathBuf>,
+        /// Directory with the data [env: IPINTEL_DATA_DIR] [default: data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Download every URL source, due or not.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +82,9 @@ struct ServeArgs {
     /// SQLite database of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
+    /// Sources file [env: IPINTEL_SOURCES] [default: config/sources.toml if present, else the manifest].
+    #[arg(long, value_name = "FILE")]
+    sources: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +175,7 @@ fn main() -> ExitCode {
                 bind: args.bind,
                 data_dir: args.data_dir,
                 db: args.db,
+                sources: args.sources,
             };
             start(ServeConfig::load(&env, flags), |c| &c.log, serve::run)
         }
@@ -159,6 +191,18 @@ fn main() -> ExitCode {
                 KeysConfig::load(&env, args.db),
                 |c| &c.log,
                 |config| keys::run(config, action),
+            )
+        }
+        Command::Data(args) => {
+            let DataCommand::Update {
+                sources,
+                data_dir,
+                force,
+            } = args.command;
+            start(
+                LookupConfig::load(&env, data_dir),
+                |c| &c.log,
+                |config| data_cmd::update(config, data_cmd::UpdateArgs { sources, force }),
             )
         }
         Command::Lookup(args) => {

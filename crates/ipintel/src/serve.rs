@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use ipintel_core::Snapshot;
+use ipintel_data::SourcesConfig;
 use ipintel_http::AppState;
-use ipintel_store::{Accounts, PlanLimits, SqliteStore, Store};
+use ipintel_store::{now_unix, Accounts, PlanLimits, ReportDesk, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServeConfig;
+use crate::config::{DataConfig, ServeConfig};
 
 /// How long in-flight requests may run on after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -28,14 +29,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {} (IPINTEL_BIND)", config.server.bind))?;
-    let snapshot = load_data(&config.data.dir).await?;
+    let (sources, snapshot) = load_data(&config.data, true).await?;
 
     let accounts_stop = CancellationToken::new();
     let background = accounts.spawn_background(accounts_stop.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-    let state = AppState::new(snapshot, Arc::clone(&accounts), config.access.http);
+    let shared: Arc<dyn Store> = store.clone();
+    let limits = config.plans.limits;
+    let desk = ReportDesk::open(shared, limits, config.reports.settings, now_unix())
+        .await
+        .context("cannot read the abuse reports from the store")?;
+    let state =
+        AppState::new(snapshot, Arc::clone(&accounts), config.access.http).with_report_desk(desk);
+    let state = crate::reload::attach(state, &config.data, &sources);
+    crate::reload::spawn_triggers(&state, &config.data, shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "listening");
     serve_until_drained(listener, state, &shutdown).await?;
 
@@ -46,18 +55,25 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads and verifies the data set off the async threads, logging its sources.
-pub async fn load_data(dir: &Path) -> anyhow::Result<Snapshot> {
+/// Loads and verifies the data set off the async threads, logging its
+/// sources. Returns the sources it was built from with it.
+pub async fn load_data(
+    data: &DataConfig,
+    download: bool,
+) -> anyhow::Result<(SourcesConfig, Snapshot)> {
     let started = Instant::now();
-    let owned = dir.to_path_buf();
-    let snapshot = tokio::task::spawn_blocking(move || ipintel_data::load_snapshot(&owned))
-        .await
-        .context("the data loading task failed")?
-        .with_context(|| format!("cannot load the IP data in {}", dir.display()))?;
+    let dir = data.dir.clone();
+    let location = crate::reload::location(data);
+    let (sources, snapshot) =
+        tokio::task::spawn_blocking(move || ipintel_http::load_initial(&dir, &location, download))
+            .await
+            .context("the data loading task failed")?
+            .with_context(|| format!("cannot load the IP data in {}", data.dir.display()))?;
     let meta = snapshot.meta();
     tracing::info!(
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         sources = meta.sources.len(),
+        sources_file = %sources.path.display(),
         ranges_v4 = meta.ranges_v4,
         ranges_v6 = meta.ranges_v6,
         "IP data loaded"
@@ -71,7 +87,7 @@ pub async fn load_data(dir: &Path) -> anyhow::Result<Snapshot> {
             "data source"
         );
     }
-    Ok(snapshot)
+    Ok((sources, snapshot))
 }
 
 /// Opens the SQLite store and the accounts meter on it.

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ipintel_core::SnapshotMeta;
+use ipintel_data::DataStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -40,6 +41,22 @@ pub(crate) struct Readiness<'a> {
     ranges_v6: u64,
     /// Each data source with its age.
     sources: Vec<SourceAge<'a>>,
+    /// The last reload attempt (unix seconds); null before the first.
+    #[schema(required = true)]
+    last_reload_unix: Option<i64>,
+    /// Why the last reload failed (the last good snapshot keeps serving).
+    #[schema(required = true)]
+    last_reload_error: Option<&'a str>,
+}
+
+/// The last error of one source.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceErrorView<'a> {
+    /// What went wrong; a parse error names the file and line.
+    message: &'a str,
+    /// When (unix seconds).
+    at_unix: i64,
 }
 
 /// One data source of the loaded snapshot.
@@ -63,6 +80,15 @@ pub(crate) struct SourceAge<'a> {
     age_days: Option<i64>,
     /// Records read from the source.
     records: u64,
+    /// Last successful load or download (unix seconds); null when unknown.
+    #[schema(required = true)]
+    last_success_unix: Option<i64>,
+    /// Seconds since `last_success_unix`; null when unknown.
+    #[schema(required = true)]
+    age_seconds: Option<i64>,
+    /// The source's last error, kept until it loads again; null when healthy.
+    #[schema(required = true)]
+    last_error: Option<SourceErrorView<'a>>,
 }
 
 /// Liveness: 200 while the process serves requests.
@@ -96,27 +122,68 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     if meta.sources.is_empty() {
         return ApiError::NotReady.into_response();
     }
-    reply::ok(&readiness(meta, now_unix()))
+    let status = state.data_status.load();
+    reply::ok(&readiness(meta, &status, now_unix()))
 }
 
-fn readiness(meta: &SnapshotMeta, now: i64) -> Readiness<'_> {
-    let sources = meta
+fn readiness<'a>(meta: &'a SnapshotMeta, status: &'a DataStatus, now: i64) -> Readiness<'a> {
+    let health = |name: &str| {
+        let s = status.source(name);
+        let last_success_unix = s.and_then(|s| s.last_success_unix);
+        let last_error = s
+            .and_then(|s| s.last_error.as_ref())
+            .map(|e| SourceErrorView {
+                message: &e.message,
+                at_unix: e.at_unix,
+            });
+        (
+            last_success_unix,
+            last_success_unix.map(|t| (now - t).max(0)),
+            last_error,
+        )
+    };
+    let mut sources: Vec<SourceAge<'a>> = meta
         .sources
         .iter()
-        .map(|source| SourceAge {
-            name: &source.name,
-            version: source.version.as_deref(),
-            data_date: source.data_date.as_deref(),
-            licence: &source.licence,
-            attribution: &source.attribution,
-            age_days: source
-                .data_date
-                .as_deref()
-                .and_then(parse_date)
-                .map(|day| age_days(day, now)),
-            records: source.records,
-        })
+        .map(|source| (source, health(&source.name)))
+        .map(
+            |(source, (last_success_unix, age_seconds, last_error))| SourceAge {
+                name: &source.name,
+                version: source.version.as_deref(),
+                data_date: source.data_date.as_deref(),
+                licence: &source.licence,
+                attribution: &source.attribution,
+                age_days: source
+                    .data_date
+                    .as_deref()
+                    .and_then(parse_date)
+                    .map(|day| age_days(day, now)),
+                records: source.records,
+                last_success_unix,
+                age_seconds,
+                last_error,
+            },
+        )
         .collect();
+    let missing = status
+        .sources
+        .iter()
+        .filter(|s| !meta.sources.iter().any(|m| m.name == s.name));
+    sources.extend(missing.map(|s| {
+        let (last_success_unix, age_seconds, last_error) = health(&s.name);
+        SourceAge {
+            name: &s.name,
+            version: None,
+            data_date: None,
+            licence: "",
+            attribution: "",
+            age_days: None,
+            records: 0,
+            last_success_unix,
+            age_seconds,
+            last_error,
+        }
+    }));
     Readiness {
         status: "ready",
         built_at: rfc3339(meta.built_at_unix),
@@ -124,6 +191,8 @@ fn readiness(meta: &SnapshotMeta, now: i64) -> Readiness<'_> {
         ranges_v4: meta.ranges_v4,
         ranges_v6: meta.ranges_v6,
         sources,
+        last_reload_unix: status.last_reload_unix,
+        last_reload_error: status.last_reload_error.as_deref(),
     }
 }
 

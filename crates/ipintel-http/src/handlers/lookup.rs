@@ -7,11 +7,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Extension;
 use ipintel_core::addr::parse_ip;
+use ipintel_core::IpRecord;
 use ipintel_store::KeyHandle;
 
 use crate::clock::now_unix;
 use crate::error::ApiError;
-use crate::openapi::schemas::{ErrorEnvelope, GeoView, IpRecord, ThreatView};
+use crate::openapi::schemas::{self, ErrorEnvelope, GeoView, ThreatView};
 use crate::reply;
 use crate::state::AppState;
 
@@ -22,6 +23,7 @@ type IpPath = Result<Path<String>, PathRejection>;
 fn admit(state: &AppState, key: &KeyHandle, path: IpPath) -> Result<IpAddr, ApiError> {
     let ip = parse_path(path)?;
     state.accounts.consume(key, 1, now_unix())?;
+    state.metrics.lookup(key.plan());
     Ok(ip)
 }
 
@@ -52,7 +54,7 @@ fn parse_path(path: IpPath) -> Result<IpAddr, ApiError> {
     params(("ip" = String, Path,
         description = "IPv4 (canonical dotted quad) or IPv6 address; `:` may be sent as `%3A`")),
     responses(
-        (status = 200, description = "The record", body = IpRecord),
+        (status = 200, description = "The record", body = schemas::IpRecord),
         (status = 400, description = "`invalid_ip` (not counted)", body = ErrorEnvelope),
         (status = 401, description = "`missing_api_key` or `invalid_api_key`", body = ErrorEnvelope),
         (status = 403, description = "`revoked_api_key`", body = ErrorEnvelope),
@@ -68,8 +70,24 @@ pub(crate) async fn full(
 ) -> Result<Response, ApiError> {
     let ip = admit(&state, &key, path)?;
 
+    Ok(with_reports(&state, ip, |record| reply::ok(record)))
+}
+
+/// Looks `ip` up and hands the record, with its abuse reports overlaid if
+/// there are any, to `respond`. One probe of the report index; none at
+/// all while it is empty.
+fn with_reports(
+    state: &AppState,
+    ip: IpAddr,
+    respond: impl Fn(&IpRecord<'_>) -> Response,
+) -> Response {
     let snapshot = state.snapshot.load();
-    Ok(reply::ok(&snapshot.lookup(ip)))
+    let record = snapshot.lookup(ip);
+    let Some(summary) = state.reports.summary(ip, now_unix()) else {
+        return respond(&record);
+    };
+    let threat = record.threat.with_reports(&summary);
+    respond(&record.with_reports(&threat, &summary))
 }
 
 /// Location view of one address.
@@ -131,10 +149,9 @@ pub(crate) async fn threat(
 ) -> Result<Response, ApiError> {
     let ip = admit(&state, &key, path)?;
 
-    let snapshot = state.snapshot.load();
-    let record = snapshot.lookup(ip);
-    let response = reply::ok(&record.threat_view());
-    Ok(response)
+    Ok(with_reports(&state, ip, |record| {
+        reply::ok(&record.threat_view())
+    }))
 }
 
 /// `/v1/ip/` with nothing after it: an empty address, never "the caller".

@@ -1,6 +1,11 @@
 //! Request handlers, one module per area.
 
 pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod fallback;
 pub(crate) mod health;
+pub(crate) mod intel;
 pub(crate) mod lookup;
+pub(crate) mod metrics;
+mod report_input;
+pub(crate) mod reports;

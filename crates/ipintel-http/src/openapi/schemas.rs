@@ -25,6 +25,9 @@ pub(crate) struct ErrorBody {
     /// The HTTP status, repeated.
     #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// The request field at fault; only with `invalid_field`.
+    #[schema(nullable = false)]
+    field: Option<String>,
 }
 
 /// Stable machine-readable error codes.
@@ -32,6 +35,10 @@ pub(crate) struct ErrorBody {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ErrorCode {
     InvalidIp,
+    InvalidCountry,
+    UnknownCountry,
+    InvalidAsn,
+    UnknownAsn,
     MissingApiKey,
     InvalidApiKey,
     RevokedApiKey,
@@ -42,6 +49,10 @@ pub(crate) enum ErrorCode {
     StoreUnavailable,
     NotReady,
     Internal,
+    InvalidField,
+    UnsupportedMediaType,
+    DuplicateReport,
+    ReportQuotaExceeded,
 }
 
 /// Everything known about one address.
@@ -167,6 +178,91 @@ pub(crate) struct Threat {
     /// True exactly when `level` is `clean`.
     is_clean: bool,
     reasons: Vec<ThreatReason>,
+    /// Abuse reports about the address (IPv6: its /64) in the last 30
+    /// days; null when there are none.
+    #[schema(required = true)]
+    reports: Option<Reports>,
+}
+
+/// Abuse reports about an address.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reports {
+    /// Reports in the last 30 days.
+    count: u64,
+    /// Distinct reporting keys.
+    distinct_reporters: u32,
+    /// Every category reported.
+    categories: Vec<ReportCategoryName>,
+    /// Time of the latest report (RFC 3339, UTC).
+    last_reported_at: String,
+}
+
+/// Report categories. The numbers 1-23 of AbuseIPDB are accepted on input
+/// and mapped to these names (see docs/reports.md).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ReportCategory)]
+pub(crate) enum ReportCategoryName {
+    DnsCompromise,
+    DnsPoisoning,
+    Fraud,
+    Ddos,
+    FtpBruteforce,
+    PingOfDeath,
+    Phishing,
+    VoipFraud,
+    OpenProxy,
+    WebSpam,
+    Spam,
+    BlogSpam,
+    VpnIp,
+    PortScan,
+    Hacking,
+    SqlInjection,
+    Spoofing,
+    BruteForce,
+    BadBot,
+    ExploitedHost,
+    WebAttack,
+    SshBruteforce,
+    IotTargeted,
+    Malware,
+    Exploit,
+}
+
+/// Severity of a report (input also accepts 1-4).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Severity)]
+pub(crate) enum SeverityName {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// The body of `POST /v1/ip/report` (JSON or form fields of these names).
+#[derive(ToSchema)]
+pub(crate) struct ReportRequest {
+    /// The address (canonical IPv4 or IPv6 text); reserved addresses are refused.
+    ip: String,
+    /// Category names or numbers, comma-separated (or a JSON array).
+    /// `categories` is accepted as another name of this field.
+    #[schema(example = "ssh_bruteforce,22")]
+    category: String,
+    /// `low`, `medium`, `high`, `critical` or `1`-`4`; default `medium`.
+    #[schema(nullable = false)]
+    severity: Option<String>,
+    /// 0 to 100; default 75.
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    confidence: Option<u8>,
+    /// Free text; cut to 1024 characters.
+    #[schema(nullable = false)]
+    comment: Option<String>,
+    /// When it happened: RFC 3339 or unix seconds; default now.
+    #[schema(nullable = false)]
+    reported_at: Option<String>,
 }
 
 /// Level cut-points: clean 0-19, low 20-39, medium 40-59, high 60-79, critical 80-100.
@@ -200,7 +296,7 @@ pub(crate) struct ThreatReason {
 
 /// Kinds of signal.
 #[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum SignalKind {
     Tor,
     Vpn,
@@ -211,6 +307,7 @@ pub(crate) enum SignalKind {
     Blocklist,
     Attacker,
     Botnet,
+    AbuseReports,
 }
 
 /// Flags raised by the signals.
@@ -275,4 +372,185 @@ pub(crate) struct UsageReport {
     this_month: u64,
     /// Unix seconds of the next 00:00 UTC, when `today` resets.
     reset_unix: i64,
+}
+
+/// `GET /v1/ip/country/{cc}`: figures precomputed from the loaded data.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CountryIntel {
+    /// Upper-case ISO 3166-1 alpha-2 code.
+    country: String,
+    /// English short name; null for a code outside ISO 3166-1 found in the data.
+    #[schema(required = true)]
+    name: Option<String>,
+    ipv4: CountryV4,
+    ipv6: CountryV6,
+    top_networks: TopNetworks,
+    reports: AreaReports,
+}
+
+/// `GET /v1/ip/asn/{asn}`: figures precomputed from the loaded data.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AsnIntel {
+    asn: u32,
+    /// AS holder name (the one covering most addresses).
+    name: String,
+    /// Country holding most of its addresses (IPv4 decides when it has any).
+    #[schema(required = true)]
+    country: Option<String>,
+    #[schema(required = true)]
+    country_name: Option<String>,
+    /// Datacenter or CDN when most of its space is, else null.
+    #[schema(required = true)]
+    connection_type: Option<ConnectionType>,
+    ipv4: AsnV4,
+    ipv6: AsnV6,
+    /// CIDR blocks exactly covering its ranges, IPv4 first, at most 1000.
+    prefixes: Vec<String>,
+    /// All CIDR blocks, listed or not.
+    prefixes_total: u64,
+    /// True when `prefixes` lists fewer than `prefixes_total`.
+    prefixes_truncated: bool,
+    reports: AreaReports,
+}
+
+/// IPv4 figures of a country.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CountryV4 {
+    /// Geo ranges (adjacent networks with one location merged).
+    networks: u64,
+    addresses: u64,
+    flagged: FlaggedV4,
+}
+
+/// IPv6 figures of a country; counts are decimal strings.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CountryV6 {
+    networks: u64,
+    #[schema(pattern = "^[0-9]+$")]
+    addresses: String,
+    flagged: FlaggedV6,
+}
+
+/// IPv4 figures of an AS.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AsnV4 {
+    /// AS ranges (adjacent ranges merged).
+    networks: u64,
+    /// CIDR blocks exactly covering the ranges.
+    prefixes: u64,
+    addresses: u64,
+    flagged: FlaggedV4,
+}
+
+/// IPv6 figures of an AS; counts are decimal strings.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AsnV6 {
+    networks: u64,
+    prefixes: u64,
+    #[schema(pattern = "^[0-9]+$")]
+    addresses: String,
+    flagged: FlaggedV6,
+}
+
+/// Flagged IPv4 addresses per kind (as the lookup flags; `blocklisted`:
+/// a blocklist or attacker list).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlaggedV4 {
+    tor: FlagCountV4,
+    vpn: FlagCountV4,
+    proxy: FlagCountV4,
+    datacenter: FlagCountV4,
+    blocklisted: FlagCountV4,
+    botnet: FlagCountV4,
+}
+
+/// Flagged IPv6 addresses per kind.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlaggedV6 {
+    tor: FlagCountV6,
+    vpn: FlagCountV6,
+    proxy: FlagCountV6,
+    datacenter: FlagCountV6,
+    blocklisted: FlagCountV6,
+    botnet: FlagCountV6,
+}
+
+/// Flagged IPv4 addresses of one kind.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlagCountV4 {
+    addresses: u64,
+    /// `addresses` over the family's addresses (0 when it has none).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    share: f64,
+}
+
+/// Flagged IPv6 addresses of one kind.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlagCountV6 {
+    #[schema(pattern = "^[0-9]+$")]
+    addresses: String,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    share: f64,
+}
+
+/// The ASes with the most addresses in a country, most first (at most 10 each).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopNetworks {
+    ipv4: Vec<TopNetworkV4>,
+    ipv6: Vec<TopNetworkV6>,
+}
+
+/// An AS and its IPv4 addresses in the country.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopNetworkV4 {
+    asn: u32,
+    name: String,
+    addresses: u64,
+}
+
+/// An AS and its IPv6 addresses in the country.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopNetworkV6 {
+    asn: u32,
+    name: String,
+    #[schema(pattern = "^[0-9]+$")]
+    addresses: String,
+}
+
+/// Abuse reports about addresses of the area (country or AS).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AreaReports {
+    /// Reports received in the last 24 hours.
+    last_day: u64,
+    /// Reports received in the last 7 days.
+    last_week: u64,
+    /// Addresses (IPv6: /64 networks) reported in the last 7 days.
+    distinct_addresses_last_week: u64,
+    /// The networks with the most reports in the last 7 days, most first.
+    top_networks: Vec<AreaNetworkReports>,
+}
+
+/// Reports of one network in [`AreaReports`].
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AreaNetworkReports {
+    #[schema(required = true)]
+    asn: Option<u32>,
+    #[schema(required = true)]
+    name: Option<String>,
+    reports: u64,
 }

@@ -160,6 +160,7 @@ pub struct Options {
     pub config: HttpConfig,
     pub limits: PlanLimits,
     pub snapshot: Arc<Snapshot>,
+    pub reports: ipintel_store::ReportSettings,
 }
 
 impl Default for Options {
@@ -168,6 +169,7 @@ impl Default for Options {
             config: HttpConfig::default(),
             limits: PlanLimits::default(),
             snapshot: Arc::new(fixture_snapshot()),
+            reports: ipintel_store::ReportSettings::default(),
         }
     }
 }
@@ -182,7 +184,16 @@ impl TestServer {
         let flusher = accounts.spawn_background(accounts_stop.clone());
 
         let snapshot = Arc::new(ArcSwap::new(options.snapshot));
-        let state = AppState::new(snapshot, Arc::clone(&accounts), options.config);
+        let desk = ipintel_store::ReportDesk::open(
+            store.clone(),
+            options.limits,
+            options.reports,
+            ipintel_store::now_unix(),
+        )
+        .await
+        .unwrap();
+        let state =
+            AppState::new(snapshot, Arc::clone(&accounts), options.config).with_report_desk(desk);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -230,6 +241,42 @@ impl TestServer {
             request = request.header("X-API-Key", key);
         }
         Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// `POST path` with a JSON body and a key.
+    pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> Reply {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("X-API-Key", key)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// `POST path` with a form body and a key.
+    pub async fn post_form(&self, path: &str, key: &str, pairs: &[(&str, &str)]) -> Reply {
+        let body = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_escape(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("X-API-Key", key)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// A new key on `plan`.
+    pub async fn key_on(&self, plan: ipintel_store::Plan) -> String {
+        self.accounts
+            .create_key(Some("test".into()), Some(plan))
+            .await
+            .unwrap()
+            .1
     }
 
     pub async fn post(&self, path: &str, forwarded_for: Option<&str>) -> Reply {
@@ -285,6 +332,18 @@ impl Reply {
             .is_some_and(|m| !m.is_empty()));
         assert_eq!(self.header("content-type"), "application/json");
     }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn form_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A temporary directory with a database path in it.

@@ -178,6 +178,12 @@ impl Accounts {
         &self.limits
     }
 
+    /// The store behind the meter (for other request-path services, such
+    /// as the report desk, to share it).
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     /// Checks the presented key text: format, known id, secret, not
     /// revoked. Counts nothing. A key seen before is checked in memory; an
     /// unseen id is read from the store once (and an unknown one is

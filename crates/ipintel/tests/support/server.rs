@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// Every setting the binary reads from the environment; tests clear them so
 /// that nothing leaks in from the caller's shell.
-pub const SETTINGS: [&str; 12] = [
+pub const SETTINGS: [&str; 15] = [
     "IPINTEL_BIND",
     "IPINTEL_DATA_DIR",
     "IPINTEL_DB",
@@ -26,6 +26,9 @@ pub const SETTINGS: [&str; 12] = [
     "IPINTEL_PLAN_CUSTOM_DAILY",
     "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
     "IPINTEL_LOG_FORMAT",
+    "IPINTEL_SOURCES",
+    "IPINTEL_DATA_REFRESH_SECS",
+    "IPINTEL_ADMIN_TOKEN",
     "RUST_LOG",
     "IPINTEL_UNUSED",
 ];

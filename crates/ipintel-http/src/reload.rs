@@ -1,0 +1,446 @@
+//! Hot reload of the IP data: one reload at a time, built off the request
+//! threads, swapped in atomically.
+//!
+//! A reload re-reads the sources file, downloads the URL sources that are
+//! due (when enabled), and rebuilds the snapshot only when a data file (or
+//! the sources file) changed since the snapshot in service was built. The
+//! new snapshot replaces the old one with a single `ArcSwap::store`, so a
+//! request sees one or the other, never a mix. When anything fails, the
+//! last good snapshot keeps serving and the error is recorded against the
+//! source it belongs to in [`DataStatus`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ipintel_core::Snapshot;
+use ipintel_data::state::FeedStates;
+use ipintel_data::update::{update_due, FeedResult, UpdateOptions, UpdateReport};
+use ipintel_data::{DataError, DataStatus, SourceError, SourceStatus, SourcesConfig};
+use serde::Serialize;
+use tokio::sync::Mutex;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The refresh timer.
+    Timer,
+    /// SIGHUP.
+    Signal,
+    /// `POST /v1/admin/reload`.
+    Admin,
+}
+
+/// Where the sources come from.
+#[derive(Debug, Clone)]
+pub enum SourcesLocation {
+    /// A sources file, re-read at every reload.
+    File(PathBuf),
+    /// The roles of the data directory's manifest.
+    Manifest,
+}
+
+/// The outcome of a reload, as `POST /v1/admin/reload` answers it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReloadReport {
+    /// `reloaded` (a new snapshot is in service), `unchanged` (no data file
+    /// changed) or `failed` (the last good snapshot stays).
+    pub outcome: &'static str,
+    /// When the snapshot in service was built (unix seconds).
+    pub built_at_unix: i64,
+    /// How long the reload took.
+    pub duration_ms: u64,
+    /// Each downloaded source: `not_due`, `not_modified`, `updated` or `failed`.
+    pub feeds: Vec<FeedReport>,
+    /// Why the reload failed.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// One downloaded source in a reload report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedReport {
+    /// Source name.
+    pub name: String,
+    /// `not_due`, `not_modified`, `updated` or `failed`.
+    pub result: &'static str,
+    /// The error of a failed source.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// Modification stamps of every file a snapshot was built from.
+type Stamps = Vec<(PathBuf, Option<(u64, SystemTime)>)>;
+
+/// Reloads the data of a running service.
+#[derive(Debug)]
+pub struct DataReloader {
+    data_dir: PathBuf,
+    sources: SourcesLocation,
+    download: bool,
+    /// Held for the whole reload; the stamps of the snapshot in service.
+    running: Mutex<Stamps>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl DataReloader {
+    /// A reloader for `data_dir` and `sources`; `download` enables feed
+    /// downloads. `config` is the sources file the first snapshot was built
+    /// from, so that the first reload only rebuilds if something changed.
+    pub fn new(
+        data_dir: PathBuf,
+        sources: SourcesLocation,
+        download: bool,
+        config: &SourcesConfig,
+    ) -> Self {
+        let stamps = stamps(&data_dir, &sources, config);
+        Self {
+            data_dir,
+            sources,
+            download,
+            running: Mutex::new(stamps),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs a reload against `state`. With `wait` false, returns `None` at
+    /// once when another reload is running.
+    pub async fn reload(
+        &self,
+        state: &AppState,
+        trigger: Trigger,
+        wait: bool,
+    ) -> Option<ReloadReport> {
+        let mut stamps = if wait {
+            self.running.lock().await
+        } else {
+            self.running.try_lock().ok()?
+        };
+        let started = Instant::now();
+        let job = Job {
+            data_dir: self.data_dir.clone(),
+            sources: self.sources.clone(),
+            download: self.download,
+            force: trigger != Trigger::Timer,
+            previous: stamps.clone(),
+        };
+        let done = tokio::task::spawn_blocking(move || job.run())
+            .await
+            .unwrap_or_else(|e| Done::failed(None, format!("the reload task failed: {e}")));
+        let report = self.apply(state, done, &mut stamps, started);
+        tracing::info!(
+            trigger = ?trigger,
+            outcome = report.outcome,
+            duration_ms = report.duration_ms,
+            error = report.error.as_deref().unwrap_or(""),
+            "data reload"
+        );
+        Some(report)
+    }
+
+    fn apply(
+        &self,
+        state: &AppState,
+        mut done: Done,
+        stamps: &mut Stamps,
+        started: Instant,
+    ) -> ReloadReport {
+        let now = now_unix();
+        let outcome = match (&done.snapshot, &done.error) {
+            (_, Some(_)) => "failed",
+            (Some(_), None) => "reloaded",
+            (None, None) => "unchanged",
+        };
+        if let Some(snapshot) = done.snapshot.take() {
+            state.snapshot.store(Arc::new(snapshot));
+            if let Some(new) = done.stamps.take() {
+                *stamps = new;
+            }
+        }
+        state
+            .metrics
+            .reload(if outcome == "failed" { "failed" } else { "ok" });
+        let snapshot = state.snapshot.load();
+        let previous = state.data_status.load();
+        let status = match &done.config {
+            Some(config) => status_of(config, &snapshot, &done.feed_states, &previous, &done, now),
+            None => DataStatus {
+                last_reload_unix: Some(now),
+                last_reload_error: done.error.clone(),
+                ..DataStatus::clone(&previous)
+            },
+        };
+        state.data_status.store(Arc::new(status));
+        ReloadReport {
+            outcome,
+            built_at_unix: snapshot.meta().built_at_unix,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            feeds: feed_reports(done.update.as_ref()),
+            error: done.error,
+        }
+    }
+}
+
+fn feed_reports(update: Option<&UpdateReport>) -> Vec<FeedReport> {
+    let Some(update) = update else {
+        return Vec::new();
+    };
+    update
+        .feeds
+        .iter()
+        .map(|(name, result)| {
+            let (result, error) = match result {
+                FeedResult::NotDue => ("not_due", None),
+                FeedResult::NotModified => ("not_modified", None),
+                FeedResult::Updated { .. } => ("updated", None),
+                FeedResult::Failed(e) => ("failed", Some(e.clone())),
+            };
+            FeedReport {
+                name: name.clone(),
+                result,
+                error,
+            }
+        })
+        .collect()
+}
+
+/// The blocking part of a reload.
+struct Job {
+    data_dir: PathBuf,
+    sources: SourcesLocation,
+    download: bool,
+    /// Check every URL source now (admin request, SIGHUP), not only the due ones.
+    force: bool,
+    previous: Stamps,
+}
+
+/// What the blocking part found.
+struct Done {
+    config: Option<SourcesConfig>,
+    update: Option<UpdateReport>,
+    feed_states: FeedStates,
+    snapshot: Option<Snapshot>,
+    stamps: Option<Stamps>,
+    error: Option<String>,
+    /// The source the error belongs to, when it names a file of one.
+    failed_source: Option<String>,
+    /// True when a new snapshot was built.
+    rebuilt: bool,
+}
+
+impl Done {
+    fn failed(config: Option<SourcesConfig>, error: String) -> Self {
+        Self {
+            config,
+            update: None,
+            feed_states: FeedStates::default(),
+            snapshot: None,
+            stamps: None,
+            error: Some(error),
+            failed_source: None,
+            rebuilt: false,
+        }
+    }
+}
+
+/// Reads the sources of `location`.
+pub fn read_sources(
+    data_dir: &Path,
+    location: &SourcesLocation,
+) -> Result<SourcesConfig, DataError> {
+    match location {
+        SourcesLocation::File(path) => Ok(SourcesConfig::from_file(path)?),
+        SourcesLocation::Manifest => ipintel_data::manifest_sources(data_dir),
+    }
+}
+
+/// Builds the first snapshot of a service. With `download`, the URL
+/// sources that are due or have no copy on disk are fetched first; one
+/// that fails to download only fails the start if it has no copy at all.
+pub fn load_initial(
+    data_dir: &Path,
+    location: &SourcesLocation,
+    download: bool,
+) -> Result<(SourcesConfig, Snapshot), DataError> {
+    let config = read_sources(data_dir, location)?;
+    if download && config.sources.iter().any(|s| s.url().is_some()) {
+        let opts = UpdateOptions {
+            force: false,
+            now_unix: now_unix(),
+        };
+        update_due(data_dir, &config, opts)?;
+    }
+    let snapshot = ipintel_data::load_sources(data_dir, &config)?;
+    Ok((config, snapshot))
+}
+
+/// The status of a service that has just loaded `snapshot` from `config`.
+pub fn initial_status(data_dir: &Path, config: &SourcesConfig, snapshot: &Snapshot) -> DataStatus {
+    let feeds = FeedStates::read(data_dir).unwrap_or_default();
+    let built = snapshot.meta().built_at_unix;
+    let done = Done {
+        config: None,
+        update: None,
+        feed_states: FeedStates::default(),
+        snapshot: None,
+        stamps: None,
+        error: None,
+        failed_source: None,
+        rebuilt: true,
+    };
+    let mut status = status_of(
+        config,
+        snapshot,
+        &feeds,
+        &DataStatus::default(),
+        &done,
+        built,
+    );
+    status.last_reload_unix = None;
+    status
+}
+
+impl Job {
+    fn run(self) -> Done {
+        let config = match read_sources(&self.data_dir, &self.sources) {
+            Ok(c) => c,
+            Err(e) => return Done::failed(None, e.to_string()),
+        };
+        let update = self.download.then(|| {
+            let opts = UpdateOptions {
+                force: self.force,
+                now_unix: now_unix(),
+            };
+            update_due(&self.data_dir, &config, opts)
+        });
+        let update = match update.transpose() {
+            Ok(u) => u,
+            Err(e) => return Done::failed(Some(config), e.to_string()),
+        };
+        let feed_states = FeedStates::read(&self.data_dir).unwrap_or_default();
+        let new_stamps = stamps(&self.data_dir, &self.sources, &config);
+        let mut done = Done {
+            config: None,
+            update,
+            feed_states,
+            snapshot: None,
+            stamps: None,
+            error: None,
+            failed_source: None,
+            rebuilt: false,
+        };
+        if new_stamps != self.previous {
+            match ipintel_data::load_sources(&self.data_dir, &config) {
+                Ok(snapshot) => {
+                    done.snapshot = Some(snapshot);
+                    done.rebuilt = true;
+                    done.stamps = Some(new_stamps);
+                }
+                Err(e) => {
+                    done.failed_source = source_of(&self.data_dir, &config, &e);
+                    done.error = Some(e.to_string());
+                }
+            }
+        }
+        done.config = Some(config);
+        done
+    }
+}
+
+/// The source whose file an error names.
+fn source_of(dir: &Path, config: &SourcesConfig, error: &DataError) -> Option<String> {
+    let file = error.file()?;
+    config
+        .sources
+        .iter()
+        .find(|s| s.files().iter().any(|f| dir.join(f) == file))
+        .map(|s| s.name.clone())
+}
+
+fn stamps(dir: &Path, location: &SourcesLocation, config: &SourcesConfig) -> Stamps {
+    let mut paths: Vec<PathBuf> = config
+        .sources
+        .iter()
+        .flat_map(|s| s.files())
+        .map(|f| dir.join(f))
+        .collect();
+    if let SourcesLocation::File(p) = location {
+        paths.push(p.clone());
+    }
+    paths.push(dir.join("manifest.json"));
+    paths
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let stamp = meta.and_then(|m| Some((m.len(), m.modified().ok()?)));
+            (p, stamp)
+        })
+        .collect()
+}
+
+fn status_of(
+    config: &SourcesConfig,
+    snapshot: &Snapshot,
+    feeds: &FeedStates,
+    previous: &DataStatus,
+    done: &Done,
+    now: i64,
+) -> DataStatus {
+    let meta = snapshot.meta();
+    let sources = config
+        .sources
+        .iter()
+        .map(|spec| {
+            let loaded = meta.sources.iter().find(|m| m.name == spec.name);
+            let before = previous.source(&spec.name);
+            let feed = feeds.get(&spec.name).filter(|_| spec.url().is_some());
+            let last_error = if done.failed_source.as_deref() == Some(spec.name.as_str()) {
+                done.error.clone().map(|message| SourceError {
+                    message,
+                    at_unix: now,
+                })
+            } else if let Some(message) = feed.and_then(|f| f.last_error.clone()) {
+                let at_unix = feed.and_then(|f| f.last_error_unix).unwrap_or(now);
+                Some(SourceError { message, at_unix })
+            } else if done.error.is_some() {
+                before.and_then(|b| b.last_error.clone())
+            } else {
+                None
+            };
+            let last_success_unix = match feed {
+                Some(f) => f.last_success_unix,
+                None if loaded.is_some() && done.error.is_none() && done.rebuilt => Some(now),
+                None => before
+                    .and_then(|b| b.last_success_unix)
+                    .or(loaded.map(|_| meta.built_at_unix)),
+            };
+            SourceStatus {
+                name: spec.name.clone(),
+                kinds: spec.tells_text().into_iter().map(str::to_owned).collect(),
+                location: spec.location_text(),
+                last_success_unix,
+                data_date: loaded.and_then(|m| m.data_date.clone()),
+                records: loaded.map_or(0, |m| m.records),
+                last_error,
+            }
+        })
+        .collect();
+    DataStatus {
+        built_at_unix: meta.built_at_unix,
+        last_reload_unix: Some(now),
+        last_reload_error: done.error.clone(),
+        sources,
+    }
+}

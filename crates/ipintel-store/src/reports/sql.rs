@@ -1,0 +1,142 @@
+//! The SQL of the `reports` table (SQLite).
+
+use std::net::IpAddr;
+
+use ipintel_core::reports::{ReportCategories, Severity};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::NetKey;
+use crate::day::UtcDay;
+use crate::sqlite::{parse_key_id, to_u64};
+use crate::store::{NewReport, ReportInsert, ReportRules, StoredReport};
+use crate::StoreError;
+
+const COLUMNS: &str = "id, key_id, ip, categories, severity, confidence, comment, \
+                       reported_at, received_at, country, asn, asn_name";
+
+/// Why `report` may not be stored, if it may not: a duplicate first, then
+/// the daily limit.
+pub(crate) async fn refusal(
+    tx: &mut Transaction<'static, Sqlite>,
+    report: &NewReport,
+    rules: &ReportRules,
+) -> Result<Option<ReportInsert>, StoreError> {
+    let now = report.received_at;
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(received_at) FROM reports \
+         WHERE key_id = ? AND ip = ? AND received_at > ?",
+    )
+    .bind(report.key_id.as_str())
+    .bind(report.ip.to_string())
+    .bind(now - rules.duplicate_window_secs)
+    .fetch_one(&mut **tx)
+    .await?;
+    if let Some(last) = last {
+        let left = last + rules.duplicate_window_secs - now;
+        return Ok(Some(ReportInsert::Duplicate {
+            retry_after_secs: u64::try_from(left).unwrap_or(0).max(1),
+        }));
+    }
+    let day = UtcDay::from_unix(now);
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM reports WHERE key_id = ? AND received_at >= ? AND received_at < ?",
+    )
+    .bind(report.key_id.as_str())
+    .bind(day.start_unix())
+    .bind(day.next_start_unix())
+    .fetch_one(&mut **tx)
+    .await?;
+    if to_u64(used, "reports", "count")? >= rules.daily_limit {
+        let left = day.next_start_unix() - now;
+        return Ok(Some(ReportInsert::QuotaExceeded {
+            limit: rules.daily_limit,
+            retry_after_secs: u64::try_from(left).unwrap_or(0).max(1),
+        }));
+    }
+    Ok(None)
+}
+
+/// Inserts the row; returns its id.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'static, Sqlite>,
+    report: &NewReport,
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO reports (key_id, ip, ip_family, network_key, categories, severity, \
+         confidence, comment, reported_at, received_at, country, asn, asn_name) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(report.key_id.as_str())
+    .bind(report.ip.to_string())
+    .bind(if report.ip.is_ipv4() { 4 } else { 6 })
+    .bind(NetKey::of(report.ip).to_string())
+    .bind(report.categories.to_names())
+    .bind(i64::from(report.severity.level()))
+    .bind(i64::from(report.confidence))
+    .bind(report.comment.as_deref())
+    .bind(report.reported_at)
+    .bind(report.received_at)
+    .bind(report.country.as_deref())
+    .bind(report.asn.map(i64::from))
+    .bind(report.asn_name.as_deref())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Reports received at or after `since`, oldest first.
+pub(crate) async fn since(pool: &SqlitePool, since: i64) -> Result<Vec<StoredReport>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM reports WHERE received_at >= ? ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &SqliteRow) -> Result<StoredReport, StoreError> {
+    let ip: String = row.try_get("ip")?;
+    let ip: IpAddr = ip.parse().map_err(|_| corrupt("ip", format!("{ip:?}")))?;
+    let names: String = row.try_get("categories")?;
+    let categories = ReportCategories::parse_list(&names).map_err(|e| corrupt("categories", e))?;
+    let level: i64 = row.try_get("severity")?;
+    let severity = u8::try_from(level)
+        .ok()
+        .and_then(Severity::from_level)
+        .ok_or_else(|| corrupt("severity", level))?;
+    let confidence: i64 = row.try_get("confidence")?;
+    let confidence = u8::try_from(confidence)
+        .ok()
+        .filter(|c| *c <= 100)
+        .ok_or_else(|| corrupt("confidence", confidence))?;
+    let asn: Option<i64> = row.try_get("asn")?;
+    let asn = asn
+        .map(|v| u32::try_from(v).map_err(|_| corrupt("asn", v)))
+        .transpose()?;
+    let report = NewReport {
+        key_id: parse_key_id(row.try_get("key_id")?, "reports")?,
+        ip,
+        categories,
+        severity,
+        confidence,
+        comment: row.try_get("comment")?,
+        reported_at: row.try_get("reported_at")?,
+        received_at: row.try_get("received_at")?,
+        country: row.try_get("country")?,
+        asn,
+        asn_name: row.try_get("asn_name")?,
+    };
+    Ok(StoredReport {
+        id: row.try_get("id")?,
+        report,
+    })
+}
+
+fn corrupt(column: &'static str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table: "reports",
+        column,
+        message: format!("unreadable value {what}"),
+    }
+}

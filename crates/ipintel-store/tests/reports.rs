@@ -1,0 +1,215 @@
+//! Reports in a real SQLite file: the atomic duplicate and quota checks,
+//! and the index built from what the store holds.
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipintel_core::reports::{ReportCategories, Severity};
+use ipintel_core::ThreatLevel;
+use ipintel_store::{
+    key, NewKey, NewReport, Plan, PlanLimits, ReportDesk, ReportError, ReportIndex, ReportInsert,
+    ReportRules, ReportSettings, SqliteStore, Store,
+};
+
+const NOW: i64 = 1_790_000_000;
+
+async fn store_with_keys(dir: &tempfile::TempDir, n: usize) -> (Arc<SqliteStore>, Vec<key::KeyId>) {
+    let store = Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let presented = key::generate();
+        let new = NewKey {
+            id: presented.id.clone(),
+            secret_hash: presented.secret_hash(),
+            label: None,
+            plan: None,
+            daily_limit_override: None,
+            created_at: NOW,
+        };
+        store.insert_key(&new).await.unwrap();
+        ids.push(presented.id);
+    }
+    (store, ids)
+}
+
+fn report(key: &key::KeyId, ip: &str, at: i64) -> NewReport {
+    NewReport {
+        key_id: key.clone(),
+        ip: ip.parse::<IpAddr>().unwrap(),
+        categories: ReportCategories::parse_list("22").unwrap(),
+        severity: Severity::Critical,
+        confidence: 100,
+        comment: None,
+        reported_at: at,
+        received_at: at,
+        country: Some("US".into()),
+        asn: Some(15169),
+        asn_name: Some("Google LLC".into()),
+    }
+}
+
+const RULES: ReportRules = ReportRules {
+    duplicate_window_secs: 900,
+    daily_limit: 100,
+};
+
+#[tokio::test]
+async fn concurrent_duplicates_store_exactly_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with_keys(&dir, 1).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let new = report(&ids[0], "8.8.8.8", NOW);
+            tokio::spawn(async move { store.insert_report(&new, &RULES).await.unwrap() })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ReportInsert::Stored(_) => stored += 1,
+            ReportInsert::Duplicate { retry_after_secs } => assert_eq!(retry_after_secs, 900),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(store.reports_since(0).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_window_and_the_day_are_enforced_by_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with_keys(&dir, 1).await;
+    let first = report(&ids[0], "8.8.8.8", NOW);
+    assert!(matches!(
+        store.insert_report(&first, &RULES).await.unwrap(),
+        ReportInsert::Stored(_)
+    ));
+    let later = report(&ids[0], "8.8.8.8", NOW + 600);
+    assert_eq!(
+        store.insert_report(&later, &RULES).await.unwrap(),
+        ReportInsert::Duplicate {
+            retry_after_secs: 300
+        }
+    );
+    let after = report(&ids[0], "8.8.8.8", NOW + 900);
+    assert!(matches!(
+        store.insert_report(&after, &RULES).await.unwrap(),
+        ReportInsert::Stored(_)
+    ));
+
+    let tight = ReportRules {
+        daily_limit: 3,
+        ..RULES
+    };
+    let third = report(&ids[0], "8.8.4.4", NOW + 901);
+    assert!(matches!(
+        store.insert_report(&third, &tight).await.unwrap(),
+        ReportInsert::Stored(_)
+    ));
+    let fourth = report(&ids[0], "1.1.1.1", NOW + 902);
+    match store.insert_report(&fourth, &tight).await.unwrap() {
+        ReportInsert::QuotaExceeded {
+            limit: 3,
+            retry_after_secs,
+        } => {
+            assert!(retry_after_secs <= 86_400);
+        }
+        other => panic!("{other:?}"),
+    }
+    let rows = store.reports_since(0).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].report, first, "a row reads back as written");
+}
+
+#[tokio::test]
+async fn twenty_reports_of_one_key_over_hours_stay_below_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with_keys(&dir, 4).await;
+    for n in 0..20 {
+        let at = NOW - 5 * 3600 + n * 901;
+        let new = report(&ids[0], "8.8.8.8", at);
+        assert!(matches!(
+            store.insert_report(&new, &RULES).await.unwrap(),
+            ReportInsert::Stored(_)
+        ));
+    }
+    let index = ReportIndex::from_reports(&store.reports_since(0).await.unwrap(), NOW);
+    let summary = index.summary("8.8.8.8".parse().unwrap(), NOW).unwrap();
+    assert_eq!(summary.count, 20);
+    assert_eq!(summary.distinct_reporters, 1);
+    assert!(
+        ThreatLevel::from_score(summary.score.weight) < ThreatLevel::High,
+        "{summary:?}"
+    );
+
+    for id in &ids[1..] {
+        index.add(&report(id, "8.8.8.8", NOW), NOW);
+    }
+    let summary = index.summary("8.8.8.8".parse().unwrap(), NOW).unwrap();
+    assert_eq!(summary.distinct_reporters, 4);
+    assert_eq!(
+        ThreatLevel::from_score(summary.score.weight),
+        ThreatLevel::Critical
+    );
+}
+
+#[tokio::test]
+async fn area_statistics_count_by_country_and_asn() {
+    let index = ReportIndex::new();
+    let (_, ids) = store_with_keys(&tempfile::tempdir().unwrap(), 1).await;
+    index.add(&report(&ids[0], "8.8.8.8", NOW - 3600), NOW);
+    index.add(&report(&ids[0], "8.8.4.4", NOW - 3 * 86_400), NOW);
+    let mut other = report(&ids[0], "1.1.1.1", NOW - 60);
+    other.country = Some("AU".into());
+    other.asn = Some(13335);
+    other.asn_name = Some("Cloudflare".into());
+    index.add(&other, NOW);
+
+    let us = index.country_stats("us", NOW);
+    assert_eq!(
+        (us.last_day, us.last_week, us.distinct_addresses_last_week),
+        (1, 2, 2)
+    );
+    assert_eq!(us.top_networks.len(), 1);
+    assert_eq!(us.top_networks[0].asn, Some(15169));
+    assert_eq!(us.top_networks[0].reports, 2);
+    let cf = index.asn_stats(13335, NOW);
+    assert_eq!((cf.last_day, cf.last_week), (1, 1));
+    assert_eq!(index.asn_stats(64512, NOW).last_week, 0);
+
+    index.prune(NOW + 31 * 86_400);
+    assert!(index.is_empty(), "reports older than 30 days are dropped");
+}
+
+#[tokio::test]
+async fn the_desk_loads_the_last_30_days_and_maps_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with_keys(&dir, 1).await;
+    let shared: Arc<dyn Store> = store.clone();
+    let old = report(&ids[0], "8.8.8.8", ipintel_store::now_unix() - 40 * 86_400);
+    store.insert_report(&old, &RULES).await.unwrap();
+    let limits = PlanLimits {
+        free_reports: 1,
+        ..PlanLimits::default()
+    };
+    let now = ipintel_store::now_unix();
+    let desk = ReportDesk::open(Arc::clone(&shared), limits, ReportSettings::default(), now)
+        .await
+        .unwrap();
+    assert!(desk.index().is_empty(), "a 40-day-old report is not loaded");
+
+    let fresh = report(&ids[0], "8.8.4.4", now);
+    desk.submit(fresh.clone(), Plan::Free).await.unwrap();
+    assert_eq!(desk.index().len(), 1);
+    assert!(matches!(
+        desk.submit(fresh, Plan::Free).await,
+        Err(ReportError::Duplicate { .. })
+    ));
+    assert!(matches!(
+        desk.submit(report(&ids[0], "1.1.1.1", now), Plan::Free)
+            .await,
+        Err(ReportError::QuotaExceeded { limit: 1, .. })
+    ));
+}
