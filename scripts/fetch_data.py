@@ -309,15 +309,22 @@ def manifest_entry(pkg: Package, data_dir: Path) -> dict:
 
 
 def is_current(pkg: Package, data_dir: Path, manifest: dict) -> bool:
-    """True when the data folder already holds this exact package version."""
+    """True when the data folder holds this exact package version, every file
+    intact (same size and SHA-256 as the manifest recorded)."""
     for entry in manifest.get("sources", []):
         if entry.get("name") == pkg.name and entry.get("version") == pkg.version:
-            return all(
-                (data_dir / f["path"]).is_file()
-                and (data_dir / f["path"]).stat().st_size == f["bytes"]
-                for f in entry.get("files", [])
-            )
+            return all(file_intact(data_dir, f) for f in entry.get("files", []))
     return False
+
+
+def file_intact(data_dir: Path, recorded: dict) -> bool:
+    path = data_dir / recorded["path"]
+    if not path.is_file() or path.stat().st_size != recorded["bytes"]:
+        return False
+    if sha256_of(path) != recorded["sha256"]:
+        print(f"{recorded['path']} changed since it was fetched: fetching again", file=sys.stderr)
+        return False
+    return True
 
 
 def main() -> int:

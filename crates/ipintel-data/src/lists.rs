@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ipintel_core::addr::parse_ip_exact;
-use ipintel_core::IpRange;
+use ipintel_core::{IpRange, SignalKind};
 
 use crate::batch::SignalBatch;
 use crate::error::DataError;
@@ -210,17 +210,47 @@ pub fn parse_kavachnet_with(
             .ok_or_else(|| DataError::parse(file, line, "expected ADDRESS|LABEL"))?;
         let weight = kavachnet_weight(label.trim())
             .ok_or_else(|| DataError::parse(file, line, format!("unknown label {label:?}")))?;
-        let claim = batch.claim(w.pick(weight), None, None);
-        batch.push(kavachnet_range(file, line, addr.trim())?, claim);
+        let range = kavachnet_range(file, line, addr.trim())?;
+        let (weight, detail) = kavachnet_claim(w.pick(weight), &range);
+        let claim = batch.claim(weight, None, detail);
+        batch.push(range, claim);
     }
     batch.dedup();
     Ok(batch)
 }
 
+/// Confidence of a kavachnet `PROXY` entry that is a whole network.
+///
+/// An open proxy is a host. The list also labels whole hosting blocks as
+/// proxies (cloud /21s among them); such entries stay as weak reasons but
+/// fall below [`ipintel_core::FLAG_MIN_CONFIDENCE`], so they raise no flag,
+/// and weigh at most [`COARSE_PROXY_WEIGHT`].
+const COARSE_PROXY_CONFIDENCE: f32 = 0.3;
+
+/// Weight cap of a kavachnet `PROXY` entry that is a whole network.
+const COARSE_PROXY_WEIGHT: u8 = 10;
+
+/// The weight of one kavachnet entry, and a detail that keeps coarse proxy
+/// entries a claim of their own.
+fn kavachnet_claim(weight: Weight, range: &IpRange) -> (Weight, Option<&'static str>) {
+    let single = match *range {
+        IpRange::V4 { first, last } => first == last,
+        IpRange::V6 { first, last } => first == last,
+    };
+    if weight.kind == SignalKind::Proxy && !single {
+        let coarse = Weight {
+            weight: weight.weight.min(COARSE_PROXY_WEIGHT),
+            confidence: weight.confidence.min(COARSE_PROXY_CONFIDENCE),
+            ..weight
+        };
+        return (coarse, Some("network-wide proxy entry"));
+    }
+    (weight, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipintel_core::SignalKind;
 
     fn file() -> &'static Path {
         Path::new("fixture.txt")
@@ -347,5 +377,20 @@ mod tests {
             parse_error_line(parse_kavachnet(file(), "1.2.3.4:99999|PROXY\n")),
             1
         );
+    }
+
+    #[test]
+    fn kavachnet_proxy_networks_are_too_coarse_to_flag() {
+        let b = parse_kavachnet(file(), "1.2.3.4:8080|PROXY\n44.212.176.0/21|PROXY\n").unwrap();
+        let confidence = |first: &str| {
+            let (_, claim) = b
+                .ranges
+                .iter()
+                .find(|(r, _)| r.to_string().starts_with(first))
+                .unwrap();
+            b.claims[*claim as usize].weight.confidence
+        };
+        assert!(confidence("1.2.3.4") >= ipintel_core::FLAG_MIN_CONFIDENCE);
+        assert!(confidence("44.212.176.0") < ipintel_core::FLAG_MIN_CONFIDENCE);
     }
 }
