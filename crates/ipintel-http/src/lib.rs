@@ -3,7 +3,8 @@
 //! [`router`] builds the axum application: keyed lookup routes under
 //! `/v1/ip/...`, usage reporting, self-service key creation, health probes
 //! and the OpenAPI document. [`serve`] runs it on a listener until a
-//! cancellation token fires, then drains in-flight requests.
+//! cancellation token fires, then drains in-flight requests; [`serve_with`]
+//! does the same with a header timeout and connection cap of its own.
 //!
 //! Every error leaves through [`ApiError`], which renders the one JSON
 //! envelope `{"error": {"code", "message", "status"}}`.
@@ -21,6 +22,7 @@ mod openapi;
 mod reload;
 mod reply;
 mod routes;
+mod server;
 mod state;
 
 pub use client::{client_addr, TrustedProxies};
@@ -32,26 +34,44 @@ pub use reload::{
     SourcesLocation, Trigger,
 };
 pub use routes::{router, routes};
+pub use server::ServeOptions;
 pub use state::{AppState, HttpConfig};
-
-use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves the API on `listener` until `shutdown` is cancelled.
+/// Serves the API on `listener` until `shutdown` is cancelled, with the
+/// default [`ServeOptions`].
 ///
-/// On cancellation the listener stops accepting, idle keep-alive connections
-/// are closed, and the call returns once in-flight requests have finished.
-/// The socket peer address is recorded per connection so that the client
-/// address can be derived (see [`client_addr`]).
+/// See [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+///
+/// A client gets [`ServeOptions::header_timeout`] to send each request's
+/// line and headers (and to start its next request on a keep-alive
+/// connection), else its connection is closed; at most
+/// [`ServeOptions::max_connections`] connections are served at once, further
+/// ones wait in the listen backlog.
+///
+/// On cancellation the listener stops accepting; connections with no
+/// request in flight (idle keep-alive ones, and ones still sending a
+/// request's head) are closed at once, and the call returns once the
+/// requests in flight have finished. The socket peer address is recorded
+/// per connection so that the client address can be derived (see
+/// [`client_addr`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    server::run(listener, router(state), options, shutdown).await;
+    Ok(())
 }

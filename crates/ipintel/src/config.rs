@@ -10,8 +10,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
-use ipintel_http::{HttpConfig, TrustedProxies};
+use ipintel_http::{HttpConfig, ServeOptions, TrustedProxies};
 use ipintel_store::{PlanLimits, ReportSettings};
 use tracing_subscriber::EnvFilter;
 
@@ -120,11 +121,16 @@ impl fmt::Display for Problems {
     }
 }
 
-/// Where the server listens.
+/// Where the server listens, and how it treats connections.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Socket address to bind (`IPINTEL_BIND`, `--bind`).
     pub bind: SocketAddr,
+    /// Seconds a client has to send a request's head, also the keep-alive
+    /// idle timeout (`IPINTEL_HEADER_TIMEOUT_SECS`, default 10), and the
+    /// most connections served at once (`IPINTEL_MAX_CONNECTIONS`, default
+    /// 4096).
+    pub connections: ServeOptions,
 }
 
 impl ServerConfig {
@@ -135,8 +141,25 @@ impl ServerConfig {
         let bind = flag
             .or_else(|| env.parse("IPINTEL_BIND", "a socket address (host:port)", problems))
             .unwrap_or(Self::DEFAULT_BIND);
-        Self { bind }
+        let mut connections = ServeOptions::default();
+        if let Some(secs) = positive(env, "IPINTEL_HEADER_TIMEOUT_SECS", "seconds", problems) {
+            connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(count) = positive(env, "IPINTEL_MAX_CONNECTIONS", "connections", problems) {
+            connections.max_connections = usize::try_from(count).unwrap_or(usize::MAX);
+        }
+        Self { bind, connections }
     }
+}
+
+/// A whole number of at least 1 from `name`, if set.
+fn positive(env: &Env, name: &'static str, unit: &str, problems: &mut Problems) -> Option<u64> {
+    let value = env.parse::<u64>(name, &format!("a whole number of {unit}"), problems)?;
+    if value == 0 {
+        problems.add(name, format!("must be at least 1 {unit}"));
+        return None;
+    }
+    Some(value)
 }
 
 /// Where the IP data lives and how it is refreshed.
@@ -476,6 +499,31 @@ mod tests {
         assert_eq!(config.plans.limits, PlanLimits::default());
         assert_eq!(config.access.http.keys_per_hour_per_client, 5);
         assert_eq!(config.log.format, LogFormat::Text);
+        assert_eq!(config.server.connections, ServeOptions::default());
+    }
+
+    #[test]
+    fn connection_settings_are_read_and_checked() {
+        let env = Env::from_pairs(&[
+            ("IPINTEL_HEADER_TIMEOUT_SECS", "3"),
+            ("IPINTEL_MAX_CONNECTIONS", "100"),
+        ]);
+        let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
+        assert_eq!(
+            config.server.connections.header_timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(config.server.connections.max_connections, 100);
+
+        let env = Env::from_pairs(&[
+            ("IPINTEL_HEADER_TIMEOUT_SECS", "0"),
+            ("IPINTEL_MAX_CONNECTIONS", "lots"),
+        ]);
+        let problems = ServeConfig::load(&env, ServeFlags::default()).unwrap_err();
+        assert_eq!(
+            settings(&problems),
+            ["IPINTEL_HEADER_TIMEOUT_SECS", "IPINTEL_MAX_CONNECTIONS"]
+        );
     }
 
     #[test]

@@ -38,6 +38,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API until SIGINT or SIGTERM.
+    ///
+    /// The first signal stops accepting, closes idle connections and lets
+    /// requests in flight finish (up to 30 s), then flushes usage counts and
+    /// exits 0. A second signal stops at once after a flush of at most 1 s:
+    /// exit code 130 (SIGINT) or 143 (SIGTERM).
+    ///
+    /// Connections: IPINTEL_HEADER_TIMEOUT_SECS (default 10) to send a
+    /// request's head, also the keep-alive idle timeout;
+    /// IPINTEL_MAX_CONNECTIONS (default 4096) served at once.
     Serve(ServeArgs),
     /// Create, list and revoke API keys.
     Keys(KeysArgs),

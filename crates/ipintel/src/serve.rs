@@ -8,7 +8,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use ipintel_core::Snapshot;
 use ipintel_data::SourcesConfig;
-use ipintel_http::AppState;
+use ipintel_http::{AppState, ServeOptions};
 use ipintel_store::{now_unix, Accounts, PlanLimits, ReportDesk, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,12 +18,22 @@ use crate::config::{DataConfig, ServeConfig};
 /// How long in-flight requests may run on after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long the best-effort flush of usage counts may take after a second
+/// signal, before the process exits anyway.
+const FORCED_FLUSH_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Runs the server until SIGINT or SIGTERM, then drains, flushes usage
 /// counts and returns.
 ///
 /// The store is opened and the address bound before the (slow) data load,
 /// so that a wrong path or a taken port fails at once. Connections that
 /// arrive during the load wait in the listen backlog.
+///
+/// On the first signal the listener closes, connections with no request in
+/// flight are closed at once, and requests in flight get up to 30 s to
+/// finish. A second SIGINT or SIGTERM during the drain or the final flush
+/// stops the process at once, after trying for up to 1 s to flush the usage
+/// counts: the exit code is then 130 (SIGINT) or 143 (SIGTERM).
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (store, accounts) = open_accounts(&config.store.db, config.plans.limits).await?;
     let listener = TcpListener::bind(config.server.bind)
@@ -34,7 +44,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let accounts_stop = CancellationToken::new();
     let background = accounts.spawn_background(accounts_stop.clone());
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(stop_on_signal(shutdown.clone(), Arc::clone(&accounts)));
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let shared: Arc<dyn Store> = store.clone();
     let limits = config.plans.limits;
@@ -46,7 +56,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let state = crate::reload::attach(state, &config.data, &sources);
     crate::reload::spawn_triggers(&state, &config.data, shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    serve_until_drained(listener, state, &shutdown).await?;
+    let options = config.server.connections;
+    serve_until_drained(listener, state, options, &shutdown).await?;
 
     accounts_stop.cancel();
     background.await.context("the usage flusher task failed")?;
@@ -111,9 +122,10 @@ pub async fn open_accounts(
 async fn serve_until_drained(
     listener: TcpListener,
     state: AppState,
+    options: ServeOptions,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let server = ipintel_http::serve(listener, state, shutdown.clone());
+    let server = ipintel_http::serve_with(listener, state, options, shutdown.clone());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_DEADLINE).await;
@@ -128,35 +140,109 @@ async fn serve_until_drained(
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let signal = wait_for_signal().await;
+/// Cancels `shutdown` on SIGINT or SIGTERM; on a second one, flushes the
+/// usage counts (best effort, within [`FORCED_FLUSH_DEADLINE`]) and exits
+/// with 128 + the signal number.
+async fn stop_on_signal(shutdown: CancellationToken, accounts: Arc<Accounts>) {
+    let mut signals = Signals::new();
+    let first = signals.next().await;
     tracing::info!(
-        signal,
+        signal = first.name,
         "shutting down: no new connections, draining requests"
     );
     shutdown.cancel();
+
+    let second = signals.next().await;
+    tracing::warn!(
+        signal = second.name,
+        "second signal: stopping now, requests in flight are cut off"
+    );
+    match tokio::time::timeout(FORCED_FLUSH_DEADLINE, accounts.flush()).await {
+        Ok(Ok(())) => tracing::info!("usage counts flushed"),
+        // `flush` has logged its error.
+        Ok(Err(_)) => {}
+        Err(_) => tracing::warn!(
+            deadline_ms = u64::try_from(FORCED_FLUSH_DEADLINE.as_millis()).unwrap_or(u64::MAX),
+            "usage counts not flushed before the deadline; up to a second of counts is lost"
+        ),
+    }
+    std::process::exit(second.exit_code);
+}
+
+/// A stop signal received.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    name: &'static str,
+    /// 128 + the signal number, the shell's convention.
+    exit_code: i32,
+}
+
+const SIGINT: Received = Received {
+    name: "SIGINT",
+    exit_code: 130,
+};
+
+#[cfg(unix)]
+const SIGTERM: Received = Received {
+    name: "SIGTERM",
+    exit_code: 143,
+};
+
+/// SIGINT and SIGTERM, watched from creation on so none is missed between
+/// two waits.
+#[cfg(unix)]
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; only SIGINT stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind, name| {
+            signal(kind)
+                .inspect_err(
+                    |err| tracing::warn!(error = %err, signal = name, "cannot watch signal"),
+                )
+                .ok()
+        };
+        Self {
+            interrupt: watch(SignalKind::interrupt(), "SIGINT"),
+            terminate: watch(SignalKind::terminate(), "SIGTERM"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+    }
+
+    /// The next SIGINT or SIGTERM; pending forever if neither can be watched.
+    async fn next(&mut self) -> Received {
+        async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) {
+            match stream {
+                Some(stream) => {
+                    if stream.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.interrupt) => SIGINT,
+            () = recv(&mut self.terminate) => SIGTERM,
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "SIGINT"
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> Self {
+        Self
+    }
+
+    async fn next(&mut self) -> Received {
+        let _ = tokio::signal::ctrl_c().await;
+        SIGINT
+    }
 }

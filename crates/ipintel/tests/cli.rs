@@ -5,7 +5,11 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use assert_cmd::Command;
@@ -240,4 +244,69 @@ fn serve_answers_then_stops_cleanly_on_sigterm() {
     // The lookup was flushed before exit: the key got its free plan.
     let listed = stdout_json(ipintel(&db).args(["keys", "list", "--json"]));
     assert_eq!(listed[0]["plan"], "free", "{listed}");
+}
+
+/// Sends `signal` (`TERM`, `INT`) to the server process.
+fn send_signal(server: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Reads the rest of the log and waits for the exit, at most 10 s.
+fn wait_exit(mut server: Server) -> (ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let mut rest = String::new();
+    server.log.read_to_string(&mut rest).unwrap();
+    let status = server.child.wait().unwrap();
+    (status, rest, started.elapsed())
+}
+
+#[test]
+fn sigterm_does_not_wait_for_a_half_sent_request() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    let server = Server::start(dir.path(), &dir.path().join("half.db"), &[]);
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: t").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    send_signal(&server, "TERM");
+    let (status, rest, took) = wait_exit(server);
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(took < Duration::from_secs(5), "{took:?} {rest}");
+    assert!(!rest.contains("cut off"), "{rest}");
+}
+
+#[test]
+fn a_second_signal_during_the_drain_exits_at_once_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    let db = dir.path().join("twice.db");
+    let created = stdout_json(ipintel(&db).args(["keys", "create", "--json"]));
+    let key = created["key"].as_str().unwrap();
+    let server = Server::start(dir.path(), &db, &[]);
+
+    // A report whose body is half sent keeps a request in flight, so the
+    // first signal starts a drain that does not end by itself.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /v1/ip/report HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ip\":"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    send_signal(&server, "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut server = server;
+    assert!(server.child.try_wait().unwrap().is_none(), "did not drain");
+
+    send_signal(&server, "INT");
+    let (status, rest, took) = wait_exit(server);
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(took < Duration::from_secs(3), "{took:?} {rest}");
+    assert!(rest.contains("second signal"), "{rest}");
+    assert!(rest.contains("usage counts flushed"), "{rest}");
 }

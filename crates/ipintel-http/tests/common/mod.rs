@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ipintel_core::{GeoData, IpRange, Signal, SignalKind, Snapshot, SnapshotBuilder, SourceMeta};
-use ipintel_http::{AppState, HttpConfig};
+use ipintel_http::{AppState, HttpConfig, ServeOptions};
 use ipintel_store::{Accounts, PlanLimits, SqliteStore, Store};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -161,6 +161,7 @@ pub struct Options {
     pub limits: PlanLimits,
     pub snapshot: Arc<Snapshot>,
     pub reports: ipintel_store::ReportSettings,
+    pub serve: ServeOptions,
 }
 
 impl Default for Options {
@@ -170,6 +171,7 @@ impl Default for Options {
             limits: PlanLimits::default(),
             snapshot: Arc::new(fixture_snapshot()),
             reports: ipintel_store::ReportSettings::default(),
+            serve: ServeOptions::default(),
         }
     }
 }
@@ -197,7 +199,12 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(ipintel_http::serve(listener, state, shutdown.clone()));
+        let server = tokio::spawn(ipintel_http::serve_with(
+            listener,
+            state,
+            options.serve,
+            shutdown.clone(),
+        ));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         TestServer {
             addr,
@@ -214,12 +221,17 @@ impl TestServer {
 
     /// Graceful stop: drain, then the final flush of usage counts.
     pub async fn stop(self) -> PathBuf {
-        self.shutdown.cancel();
+        self.begin_stop();
         self.server.await.unwrap().unwrap();
         self.accounts_stop.cancel();
         self.flusher.await.unwrap();
         self.store.close().await;
         self.db
+    }
+
+    /// Fires the shutdown token only; [`stop`](Self::stop) finishes.
+    pub fn begin_stop(&self) {
+        self.shutdown.cancel();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -15,8 +15,10 @@ use serde_json::Value;
 
 /// Every setting the binary reads from the environment; tests clear them so
 /// that nothing leaks in from the caller's shell.
-pub const SETTINGS: [&str; 15] = [
+pub const SETTINGS: [&str; 17] = [
     "IPINTEL_BIND",
+    "IPINTEL_HEADER_TIMEOUT_SECS",
+    "IPINTEL_MAX_CONNECTIONS",
     "IPINTEL_DATA_DIR",
     "IPINTEL_DB",
     "IPINTEL_TRUSTED_PROXIES",
