@@ -169,9 +169,12 @@ impl DataReloader {
                 *stamps = new;
             }
         }
-        state
-            .metrics
-            .reload(if outcome == "failed" { "failed" } else { "ok" });
+        let feeds = feed_reports(done.update.as_ref());
+        // A feed that was refused or held back failed too, even though the
+        // last good snapshot stays in service.
+        let feed_failed = feeds.iter().any(|f| f.result == "failed");
+        let failed = outcome == "failed" || feed_failed;
+        state.metrics.reload(if failed { "failed" } else { "ok" });
         let snapshot = state.snapshot.load();
         let previous = state.data_status.load();
         let status = match &done.config {
@@ -187,7 +190,7 @@ impl DataReloader {
             outcome,
             built_at_unix: snapshot.meta().built_at_unix,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            feeds: feed_reports(done.update.as_ref()),
+            feeds,
             error: done.error,
         }
     }

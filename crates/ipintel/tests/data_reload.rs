@@ -335,6 +335,11 @@ fn feed_changes_reach_the_running_service_and_a_bad_feed_changes_nothing() {
         source_status(&server, "testfeed")["records"]
     );
     assert!(source_status(&server, "fixture-geo")["last_error"].is_null());
+    let metrics = server.get("/metrics", None).body;
+    assert!(
+        metrics.contains("ipintel_reloads_total{outcome=\"failed\"} 1"),
+        "a refused feed counts as a failed reload:\n{metrics}"
+    );
 
     // 4. a good feed again clears the error
     feed.set(&feed_text(&format!("{WATCHED}\n")));
