@@ -370,8 +370,9 @@ impl Serialize for ReportSummary {
     }
 }
 
-/// `(year, month, day)` of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// `(year, month, day)` of a day count since 1970-01-01 (proleptic
+/// Gregorian calendar).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;

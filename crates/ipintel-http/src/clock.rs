@@ -1,6 +1,9 @@
 //! Wall-clock helpers: unix time and civil (proleptic Gregorian) dates.
 
+pub(crate) use ipintel_core::reports::rfc3339;
 pub(crate) use ipintel_store::now_unix;
+
+use ipintel_core::reports::civil_from_days;
 
 const SECS_PER_DAY: i64 = 86_400;
 
@@ -14,25 +17,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
-}
-
-/// The civil date (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Parses `YYYY-MM-DD` into days since the epoch; `None` if malformed.
@@ -90,14 +74,6 @@ fn two_digits(text: &str) -> Option<i64> {
 /// Whole days from the date `days` to the instant `now_unix` (may be negative).
 pub(crate) fn age_days(days: i64, now_unix: i64) -> i64 {
     now_unix.div_euclid(SECS_PER_DAY) - days
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of a unix time.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let (year, month, day) = civil_from_days(unix.div_euclid(SECS_PER_DAY));
-    let secs = unix.rem_euclid(SECS_PER_DAY);
-    let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 #[cfg(test)]
