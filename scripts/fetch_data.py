@@ -228,9 +228,12 @@ def download(pkg: Package, workdir: Path) -> Path:
             workdir,
         )
     elif pkg.registry == "pypi-sdist":
+        # Only this package as source: its build backend, which pip needs
+        # to read the metadata, may come as a wheel (building it from
+        # source would take minutes).
         run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", ":all:", "-d", ".",
+             "--no-binary", pkg.package, "-d", ".",
              f"{pkg.package}=={pkg.version}"],
             workdir,
         )

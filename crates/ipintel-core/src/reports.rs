@@ -6,12 +6,17 @@
 //!
 //! 1. One report's strength: `s = severity_factor * confidence/100 *
 //!    0.5^(age / HALF_LIFE)`.
-//! 2. One reporter (API key): its reports combine by noisy-OR,
-//!    `e = 1 - prod(1 - s)`, over at most [`MAX_EVIDENCE_PER_REPORTER`] of
-//!    its most recent reports, and are capped: `c = REPORTER_CAP * e`.
-//!    However often one key reports an address, it adds at most
-//!    `REPORTER_CAP` (55, "medium").
-//! 3. Reporters are independent: `weight = 100 * (1 - prod(1 - c))`.
+//! 2. One reporter: its reports combine by noisy-OR, `e = 1 - prod(1 - s)`,
+//!    over at most [`MAX_EVIDENCE_PER_REPORTER`] of its most recent
+//!    reports, and are capped: `c = REPORTER_CAP * e`. However often one
+//!    reporter reports an address, it adds at most `REPORTER_CAP` (55,
+//!    "medium"). Who counts as one reporter (keys that report from the same
+//!    network are one) is decided by the caller, `ipintel-store`.
+//! 3. Reporters are independent. Reporters on the free plan, whose keys
+//!    anyone can create, together give at most [`FREE_PLAN_CEILING`]:
+//!    `f = min(1 - prod(1 - c_free), FREE_PLAN_CEILING)`. The others
+//!    combine freely: `p = 1 - prod(1 - c_paid)`.
+//! 4. `weight = 100 * (1 - (1 - f) * (1 - p))`.
 
 use std::fmt;
 
@@ -24,6 +29,10 @@ pub const HALF_LIFE_SECS: i64 = 3 * 86_400;
 pub const WINDOW_SECS: i64 = 30 * 86_400;
 /// The most one reporter can contribute, as a share of 100.
 pub const REPORTER_CAP: f64 = 0.55;
+/// The most that reporters on the free plan give together, as a share of
+/// 100 (70, "high"): free keys cost nothing, so however many of them
+/// report an address, they alone cannot make it "critical".
+pub const FREE_PLAN_CEILING: f64 = 0.70;
 /// Reports of one reporter about one address that enter the score (the
 /// most recent ones); older ones add next to nothing once decayed.
 pub const MAX_EVIDENCE_PER_REPORTER: usize = 32;
@@ -306,20 +315,37 @@ pub struct ReportScore {
     pub confidence: f32,
 }
 
-/// The score of an address's reports at `now`; each item is one
-/// reporter's evidence (any order; only the most recent
-/// [`MAX_EVIDENCE_PER_REPORTER`] of each count).
+/// One reporter's evidence about an address, as [`report_score`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter<'a> {
+    /// Its reports (any order; only the most recent
+    /// [`MAX_EVIDENCE_PER_REPORTER`] count).
+    pub evidence: &'a [Evidence],
+    /// Whether it answers for its reports: a key on a paid plan, which an
+    /// operator issued. Free keys are anonymous and count under
+    /// [`FREE_PLAN_CEILING`].
+    pub accountable: bool,
+}
+
+/// The score of an address's reports at `now`, one item per reporter.
 pub fn report_score<'a, I>(reporters: I, now: i64) -> ReportScore
 where
-    I: IntoIterator<Item = &'a [Evidence]>,
+    I: IntoIterator<Item = Reporter<'a>>,
 {
-    let mut miss = 1.0f64;
+    let mut free_miss = 1.0f64;
+    let mut paid_miss = 1.0f64;
     let mut doubt = 1.0f64;
-    for evidence in reporters {
-        let (contribution, confidence) = reporter_share(evidence, now);
-        miss *= 1.0 - contribution;
+    for reporter in reporters {
+        let (contribution, confidence) = reporter_share(reporter.evidence, now);
+        if reporter.accountable {
+            paid_miss *= 1.0 - contribution;
+        } else {
+            free_miss *= 1.0 - contribution;
+        }
         doubt *= 1.0 - confidence / 2.0;
     }
+    let free = (1.0 - free_miss).min(FREE_PLAN_CEILING);
+    let miss = (1.0 - free) * paid_miss;
     let weight = (100.0 * (1.0 - miss)).round().clamp(0.0, 100.0);
     let weight = weight as u8;
     let confidence = if weight == 0 {
@@ -349,7 +375,7 @@ fn reporter_share(evidence: &[Evidence], now: i64) -> (f64, f64) {
 pub struct ReportSummary {
     /// Reports in the window.
     pub count: u64,
-    /// Distinct reporting keys.
+    /// Distinct reporters (keys reporting from one network count once).
     pub distinct_reporters: u32,
     /// Every category reported.
     pub categories: ReportCategories,
@@ -422,8 +448,17 @@ mod tests {
         }
     }
 
+    /// The score of reporters on paid plans.
     fn score(reporters: &[Vec<Evidence>]) -> ReportScore {
-        report_score(reporters.iter().map(Vec::as_slice), NOW)
+        scored(reporters, true)
+    }
+
+    fn scored(reporters: &[Vec<Evidence>], accountable: bool) -> ReportScore {
+        let reporters = reporters.iter().map(|evidence| Reporter {
+            evidence,
+            accountable,
+        });
+        report_score(reporters, NOW)
     }
 
     #[test]
@@ -491,6 +526,43 @@ mod tests {
     }
 
     #[test]
+    fn free_reporters_alone_never_make_an_address_critical() {
+        let critical = vec![fresh(Severity::Critical, 100)];
+        for n in [2, 3, 10, 100] {
+            let s = scored(&vec![critical.clone(); n], false);
+            assert_eq!(s.weight, 70, "{n} free reporters");
+            assert_eq!(ThreatLevel::from_score(s.weight), ThreatLevel::High);
+        }
+        let one = scored(std::slice::from_ref(&critical), false);
+        assert_eq!(
+            one.weight, 55,
+            "below the ceiling a free reporter counts fully"
+        );
+    }
+
+    #[test]
+    fn a_paid_reporter_adds_to_free_ones() {
+        let critical = vec![fresh(Severity::Critical, 100)];
+        let reporters = [
+            Reporter {
+                evidence: &critical,
+                accountable: false,
+            },
+            Reporter {
+                evidence: &critical,
+                accountable: false,
+            },
+            Reporter {
+                evidence: &critical,
+                accountable: true,
+            },
+        ];
+        let s = report_score(reporters, NOW);
+        assert_eq!(s.weight, 87, "1 - 0.30 * 0.45");
+        assert_eq!(ThreatLevel::from_score(s.weight), ThreatLevel::Critical);
+    }
+
+    #[test]
     fn reports_decay_with_a_three_day_half_life() {
         let now = score(&[vec![fresh(Severity::Critical, 100)]]).weight;
         let old = Evidence {
@@ -554,6 +626,14 @@ mod tests {
         ];
         for (reporters, weight) in cases {
             assert_eq!(score(&reporters).weight, weight, "{reporters:?}");
+        }
+        let free: [(Vec<Vec<Evidence>>, u8); 3] = [
+            (vec![one(Severity::Medium, 75); 3], 57),
+            (vec![one(Severity::Critical, 100); 2], 70),
+            (vec![one(Severity::Critical, 100); 3], 70),
+        ];
+        for (reporters, weight) in free {
+            assert_eq!(scored(&reporters, false).weight, weight, "{reporters:?}");
         }
     }
 

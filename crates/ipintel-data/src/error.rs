@@ -26,12 +26,15 @@ pub enum DataError {
         /// The role, e.g. `geo-mmdb`.
         role: String,
     },
-    /// A file's SHA-256 differs from the manifest.
-    #[error("{file}: SHA-256 {actual} does not match the manifest ({expected})")]
+    /// A file's SHA-256 differs from the one recorded for it.
+    #[error("{file}: SHA-256 {actual} does not match {expected} recorded in {recorded_in}")]
     Checksum {
         /// The file.
         file: PathBuf,
-        /// Digest in the manifest.
+        /// Where the expected digest is recorded: `manifest.json` for
+        /// packaged files, `sources-state.json` for downloaded feeds.
+        recorded_in: PathBuf,
+        /// The recorded digest.
         expected: String,
         /// Digest of the file.
         actual: String,

@@ -159,7 +159,7 @@ fn run_jobs(dir: &Path, jobs: &[Job<'_>]) -> Result<Vec<Parsed>, DataError> {
             let taken = slot.into_inner().ok().flatten();
             taken.unwrap_or_else(|| {
                 Err(DataError::Manifest {
-                    path: dir.join("manifest.json"),
+                    path: dir.join(crate::manifest::MANIFEST_FILE),
                     message: "a loader worker stopped".into(),
                 })
             })
@@ -181,6 +181,7 @@ fn read_job(dir: &Path, job: &Job<'_>) -> Result<(PathBuf, Vec<u8>), DataError> 
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(DataError::Checksum {
                 file: path,
+                recorded_in: dir.join(crate::state::STATE_FILE),
                 expected: expected.clone(),
                 actual,
             });

@@ -52,9 +52,12 @@ pub struct ManifestFile {
     pub data_date: Option<String>,
 }
 
+/// Name of the manifest in a data directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
 /// Reads and parses `<dir>/manifest.json`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, DataError> {
-    let path = dir.join("manifest.json");
+    let path = dir.join(MANIFEST_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -103,6 +106,7 @@ pub fn read_verified(dir: &Path, file: &ManifestFile) -> Result<(PathBuf, Vec<u8
     if !actual.eq_ignore_ascii_case(&file.sha256) {
         return Err(DataError::Checksum {
             file: path,
+            recorded_in: dir.join(MANIFEST_FILE),
             expected: file.sha256.clone(),
             actual,
         });

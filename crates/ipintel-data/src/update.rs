@@ -66,6 +66,21 @@ impl UpdateReport {
             .iter()
             .any(|(_, r)| matches!(r, FeedResult::Failed(_)))
     }
+
+    /// The first source whose download failed and that has no earlier copy
+    /// in `dir`, as the error that explains why no snapshot can be built
+    /// (rather than the missing file the loader would report).
+    pub fn missing_feed(&self, dir: &Path) -> Option<DataError> {
+        self.feeds.iter().find_map(|(name, result)| match result {
+            FeedResult::Failed(message) if !dir.join(feed_path(name)).exists() => {
+                Some(DataError::Download {
+                    source_name: name.clone(),
+                    message: format!("{message}; there is no earlier copy to serve"),
+                })
+            }
+            _ => None,
+        })
+    }
 }
 
 /// Downloads the URL sources of `config` that are due into `dir/feeds/`
@@ -95,7 +110,12 @@ pub fn update_due(
                 result
             }
             Err(message) => {
-                tracing::warn!(source = %spec.name, error = %message, "feed update failed; the last good copy stays");
+                let outcome = if present {
+                    "the last good copy stays"
+                } else {
+                    "there is no earlier copy"
+                };
+                tracing::warn!(source = %spec.name, error = %message, "feed update failed; {outcome}");
                 state.last_error = Some(message.clone());
                 state.last_error_unix = Some(opts.now_unix);
                 FeedResult::Failed(message)
@@ -147,7 +167,9 @@ fn fetch(
             request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
         }
     }
-    let response = request.send().map_err(|e| format!("GET {url}: {e}"))?;
+    let response = request
+        .send()
+        .map_err(|e| format!("GET {url}: {}", with_causes(&e)))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_MODIFIED && present {
         return Ok(FeedResult::NotModified);
@@ -207,7 +229,7 @@ fn store(mut body: impl Read, part: &PathBuf, max: u64, url: &str) -> Result<Sto
     loop {
         let n = body
             .read(&mut buf)
-            .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+            .map_err(|e| format!("GET {url}: reading the body: {}", with_causes(&e)))?;
         if n == 0 {
             break;
         }
@@ -251,6 +273,22 @@ fn validate(part: &Path, spec: &SourceSpec, state: &FeedState) -> Result<Checked
         records,
         data_date: parsed.data_date().map(str::to_owned),
     })
+}
+
+/// An error and its chain of causes, `outer: inner: ...` (an HTTP
+/// client's own message rarely says what went wrong on the wire).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// `YYYY-MM-DD` of a unix time (UTC).

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use ipintel_data::{load_snapshot, DataError};
+use ipintel_data::sources::feed_path;
+use ipintel_data::state::{FeedState, FeedStates};
+use ipintel_data::{load_snapshot, load_sources, DataError, SourcesConfig};
 use sha2::{Digest, Sha256};
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -66,9 +68,58 @@ fn checksum_mismatch_is_refused() {
         ],
     );
     match load_snapshot(dir.path()) {
-        Err(DataError::Checksum { file, .. }) => assert!(file.ends_with("geo.mmdb")),
+        Err(err @ DataError::Checksum { .. }) => {
+            let DataError::Checksum {
+                file, recorded_in, ..
+            } = &err
+            else {
+                unreachable!()
+            };
+            assert!(file.ends_with("geo.mmdb"));
+            assert!(recorded_in.ends_with("manifest.json"));
+            assert!(err.to_string().contains("manifest.json"), "{err}");
+        }
         other => panic!("expected a checksum error, got {other:?}"),
     }
+}
+
+#[test]
+fn a_downloaded_feed_is_checked_against_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("geo.csv"),
+        "5.0.0.0,7.255.255.255,DE,Berlin,,Berlin,,52.52,13.40\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("feeds")).unwrap();
+    std::fs::write(root.join(feed_path("testfeed")), "192.0.2.0/24\n").unwrap();
+    let mut states = FeedStates::default();
+    states.sources.insert(
+        "testfeed".into(),
+        FeedState {
+            sha256: Some("0".repeat(64)),
+            ..FeedState::default()
+        },
+    );
+    states.write(root).unwrap();
+    let sources = root.join("sources.toml");
+    std::fs::write(
+        &sources,
+        "[[source]]\nname = \"fixture-geo\"\ntells = [\"geo\"]\nformat = \"csv-geo\"\n\
+         location = \"geo.csv\"\nlicence = \"test\"\nattribution = \"test\"\n\n\
+         [[source]]\nname = \"testfeed\"\ntells = [\"blocklist\"]\nformat = \"netset\"\n\
+         location = \"http://127.0.0.1:9/feed\"\nrefresh = \"1h\"\nlicence = \"test\"\n\
+         attribution = \"test\"\n",
+    )
+    .unwrap();
+    let config = SourcesConfig::from_file(&sources).unwrap();
+
+    let err = load_sources(root, &config).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, DataError::Checksum { .. }), "{err:?}");
+    assert!(text.contains("sources-state.json"), "{text}");
+    assert!(!text.contains("manifest"), "{text}");
 }
 
 #[test]

@@ -283,7 +283,10 @@ pub fn load_initial(
             force: false,
             now_unix: now_unix(),
         };
-        update_due(data_dir, &config, opts)?;
+        let report = update_due(data_dir, &config, opts)?;
+        if let Some(missing) = report.missing_feed(data_dir) {
+            return Err(missing);
+        }
     }
     let snapshot = ipintel_data::load_sources(data_dir, &config)?;
     Ok((config, snapshot))
@@ -344,7 +347,16 @@ impl Job {
             failed_source: None,
             rebuilt: false,
         };
-        if new_stamps != self.previous {
+        let missing = done
+            .update
+            .as_ref()
+            .and_then(|u| u.missing_feed(&self.data_dir));
+        if let Some(DataError::Download { source_name, .. }) = &missing {
+            done.failed_source = Some(source_name.clone());
+        }
+        if let Some(missing) = missing {
+            done.error = Some(missing.to_string());
+        } else if new_stamps != self.previous {
             match ipintel_data::load_sources(&self.data_dir, &config) {
                 Ok(snapshot) => {
                     done.snapshot = Some(snapshot);

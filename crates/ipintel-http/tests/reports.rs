@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use common::{temp_db, Options, Reply, TestServer};
+use ipintel_http::TrustedProxies;
 use ipintel_store::{Plan, PlanLimits, ReportSettings};
 use serde_json::{json, Value};
 
@@ -192,15 +193,41 @@ async fn reports_have_their_own_daily_limit() {
     assert_eq!(lookup.header_u64("x-ratelimit-remaining"), 4);
 }
 
+/// A server behind a trusted proxy on loopback, so that a test can file
+/// reports "from" other networks with `X-Forwarded-For`.
+async fn server_behind_proxy() -> (tempfile::TempDir, TestServer) {
+    let mut options = Options::default();
+    options.config.trusted_proxies = "127.0.0.1/32".parse::<TrustedProxies>().unwrap();
+    server_with(options).await
+}
+
+/// Files a report with `key` as if sent by `client` through the proxy.
+async fn report_from(server: &TestServer, key: &str, client: &str, extra: Value) -> Reply {
+    let mut body = json!({"ip": CLEAN, "category": "ssh_bruteforce"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let request = server
+        .client
+        .post(server.url("/v1/ip/report"))
+        .header("X-API-Key", key)
+        .header("X-Forwarded-For", client)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    Reply::from(request.send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn three_distinct_keys_make_a_clean_address_at_least_medium() {
-    let (_dir, server) = server_with(Options::default()).await;
+    let (_dir, server) = server_behind_proxy().await;
     let reader = server.new_key().await;
     assert_eq!(threat(&server, &reader, CLEAN).await["level"], "clean");
 
-    for n in 0..3 {
+    let sites = ["198.51.100.7", "203.0.113.9", "2001:db8:77::1"];
+    for (n, site) in sites.into_iter().enumerate() {
         let key = server.new_key().await;
-        assert_eq!(report(&server, &key, CLEAN, json!({})).await.status, 201);
+        let reply = report_from(&server, &key, site, json!({})).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
         let level = threat(&server, &reader, CLEAN).await["level"].clone();
         if n == 0 {
             assert_ne!(level, "medium", "one default report stays below medium");
@@ -211,6 +238,55 @@ async fn three_distinct_keys_make_a_clean_address_at_least_medium() {
     assert!(["medium", "high", "critical"].contains(&level), "{shown}");
     assert_eq!(shown["reports"]["distinct_reporters"], 3);
     assert_eq!(shown["is_clean"], false);
+}
+
+#[tokio::test]
+async fn three_keys_from_one_host_are_one_reporter_and_still_medium() {
+    let (_dir, server) = server_with(Options::default()).await;
+    let reader = server.new_key().await;
+    for _ in 0..3 {
+        let key = server.new_key().await;
+        assert_eq!(report(&server, &key, CLEAN, json!({})).await.status, 201);
+    }
+    let shown = threat(&server, &reader, CLEAN).await;
+    assert_eq!(shown["reports"]["count"], 3);
+    assert_eq!(shown["reports"]["distinct_reporters"], 1, "{shown}");
+    assert_eq!(shown["level"], "medium", "{shown}");
+}
+
+#[tokio::test]
+async fn free_keys_cannot_make_an_address_critical() {
+    let (_dir, server) = server_behind_proxy().await;
+    let reader = server.new_key().await;
+    let worst = json!({"severity": "critical", "confidence": 100});
+
+    // Many free keys from one host: one reporter, capped at medium.
+    for _ in 0..5 {
+        let key = server.new_key().await;
+        let reply = report_from(&server, &key, "198.51.100.7", worst.clone()).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let shown = threat(&server, &reader, CLEAN).await;
+    assert_eq!(shown["reports"]["distinct_reporters"], 1, "{shown}");
+    assert_eq!(shown["level"], "medium", "{shown}");
+
+    // Free keys from many networks: at most high.
+    for n in 0..8 {
+        let key = server.new_key().await;
+        let site = format!("203.0.{n}.9");
+        let reply = report_from(&server, &key, &site, worst.clone()).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let shown = threat(&server, &reader, CLEAN).await;
+    assert_eq!(shown["reports"]["distinct_reporters"], 9, "{shown}");
+    assert_eq!(shown["level"], "high", "{shown}");
+    assert_eq!(shown["score"], 70, "{shown}");
+
+    // An accountable (paid) reporter can take it further.
+    let paid = server.key_on(Plan::Professional).await;
+    let reply = report_from(&server, &paid, "192.0.2.10", worst).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(threat(&server, &reader, CLEAN).await["level"], "critical");
 }
 
 #[tokio::test]

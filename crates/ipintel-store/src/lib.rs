@@ -26,7 +26,7 @@ pub use key::{KeyFormatError, KeyId, PresentedKey};
 pub use plan::{Plan, PlanLimits, UnknownPlan};
 pub use reports::{
     AreaReportStats, LiveItem, NetKey, NetworkReports, ReportDesk, ReportError, ReportIndex,
-    ReportSettings,
+    ReportSettings, ReporterNet,
 };
 pub use sqlite::SqliteStore;
 pub use store::{

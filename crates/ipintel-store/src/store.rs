@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::day::UtcDay;
 use crate::key::{KeyId, SecretHash};
 use crate::plan::Plan;
+use crate::reports::ReporterNet;
 use crate::StoreError;
 
 /// A key as listed to operators: everything but the secret hash.
@@ -94,6 +95,12 @@ pub struct NewReport {
     pub asn: Option<u32>,
     /// AS holder name at intake.
     pub asn_name: Option<String>,
+    /// The network the report came from, when known: keys reporting from
+    /// one network count as one reporter.
+    pub reporter_network: Option<ReporterNet>,
+    /// The reporting key's plan when it reported (`None` in reports
+    /// stored before the plan was recorded; they count as free).
+    pub reporter_plan: Option<Plan>,
 }
 
 /// A stored report: its row id and contents.

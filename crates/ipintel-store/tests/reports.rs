@@ -9,7 +9,7 @@ use ipintel_core::reports::{ReportCategories, Severity};
 use ipintel_core::ThreatLevel;
 use ipintel_store::{
     key, NewKey, NewReport, Plan, PlanLimits, ReportDesk, ReportError, ReportIndex, ReportInsert,
-    ReportRules, ReportSettings, SqliteStore, Store,
+    ReportRules, ReportSettings, ReporterNet, SqliteStore, Store,
 };
 
 const NOW: i64 = 1_790_000_000;
@@ -46,6 +46,17 @@ fn report(key: &key::KeyId, ip: &str, at: i64) -> NewReport {
         country: Some("US".into()),
         asn: Some(15169),
         asn_name: Some("Google LLC".into()),
+        reporter_network: None,
+        reporter_plan: Some(Plan::Professional),
+    }
+}
+
+/// A report filed with a free key from the client address `client`.
+fn free_report(key: &key::KeyId, ip: &str, at: i64, client: &str) -> NewReport {
+    NewReport {
+        reporter_network: ReporterNet::of(client.parse().unwrap()),
+        reporter_plan: Some(Plan::Free),
+        ..report(key, ip, at)
     }
 }
 
@@ -152,6 +163,59 @@ async fn twenty_reports_of_one_key_over_hours_stay_below_critical() {
     assert_eq!(
         ThreatLevel::from_score(summary.score.weight),
         ThreatLevel::Critical
+    );
+}
+
+#[tokio::test]
+async fn free_keys_from_one_network_are_one_reporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with_keys(&dir, 5).await;
+    for (n, id) in ids.iter().enumerate() {
+        let client = format!("198.51.100.{}", n + 10);
+        let new = free_report(id, "8.8.8.8", NOW, &client);
+        let ReportInsert::Stored(stored) = store.insert_report(&new, &RULES).await.unwrap() else {
+            panic!("refused");
+        };
+        assert_eq!(stored.report, new);
+    }
+    let rows = store.reports_since(0).await.unwrap();
+    assert_eq!(rows[0].report.reporter_plan, Some(Plan::Free));
+    assert_eq!(
+        rows[0].report.reporter_network.unwrap().to_string(),
+        "198.51.100.0/24",
+        "stored and read back"
+    );
+
+    let index = ReportIndex::from_reports(&rows, NOW);
+    let summary = index.summary("8.8.8.8".parse().unwrap(), NOW).unwrap();
+    assert_eq!(summary.count, 5);
+    assert_eq!(summary.distinct_reporters, 1, "five keys, one network");
+    assert_eq!(summary.score.weight, 55, "one reporter's cap");
+}
+
+#[tokio::test]
+async fn free_keys_from_many_networks_stop_at_high() {
+    let index = ReportIndex::new();
+    for n in 0..50u8 {
+        let id = key::generate().id;
+        let client = format!("203.0.{n}.1");
+        index.add(&free_report(&id, "8.8.8.8", NOW, &client), NOW);
+    }
+    let summary = index.summary("8.8.8.8".parse().unwrap(), NOW).unwrap();
+    assert_eq!(summary.distinct_reporters, 50);
+    assert_eq!(summary.score.weight, 70);
+    assert_eq!(
+        ThreatLevel::from_score(summary.score.weight),
+        ThreatLevel::High
+    );
+
+    // One paid reporter on top can make it critical.
+    index.add(&report(&key::generate().id, "8.8.8.8", NOW), NOW);
+    let summary = index.summary("8.8.8.8".parse().unwrap(), NOW).unwrap();
+    assert_eq!(
+        ThreatLevel::from_score(summary.score.weight),
+        ThreatLevel::Critical,
+        "{summary:?}"
     );
 }
 

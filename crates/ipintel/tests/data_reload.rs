@@ -227,26 +227,12 @@ fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
 fn feed_changes_reach_the_running_service_and_a_bad_feed_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("geo.csv"),
-        "5.0.0.0,7.255.255.255,DE,Berlin,,Berlin,,52.52,13.40\n",
-    )
-    .unwrap();
     let feed = Feed::start(&feed_text(""));
-    let sources = dir.path().join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
-            "[[source]]\nname = \"fixture-geo\"\ntells = [\"geo\"]\nformat = \"csv-geo\"\n\
-             location = \"geo.csv\"\nlicence = \"test\"\nattribution = \"test\"\n\n\
-             [[source]]\nname = \"testfeed\"\ntells = [\"blocklist\"]\nformat = \"netset\"\n\
-             location = \"{}\"\nrefresh = \"1h\"\nlicence = \"test\"\nattribution = \"test\"\n\
-             weights = {{ blocklist = {{ weight = 70, confidence = 0.8 }} }}\n",
-            feed.url()
-        ),
-    )
-    .unwrap();
+    let sources = sources_with_feed(
+        dir.path(),
+        &feed.url(),
+        "weights = { blocklist = { weight = 70, confidence = 0.8 } }\n",
+    );
     let db = dir.path().join("keys.db");
     let key = create_key(&db);
     let token = "test-admin-token-1234";
@@ -348,4 +334,64 @@ fn feed_changes_reach_the_running_service_and_a_bad_feed_changes_nothing() {
     assert!(source_status(&server, "testfeed")["last_error"].is_null());
     assert_eq!(probe(&server.addr, &key), Ok(true));
     server.stop();
+}
+
+/// A sources file with the fixture geo data and one URL source at `url`,
+/// `extra` added to the feed's table.
+fn sources_with_feed(dir: &Path, url: &str, extra: &str) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("geo.csv"),
+        "5.0.0.0,7.255.255.255,DE,Berlin,,Berlin,,52.52,13.40\n",
+    )
+    .unwrap();
+    let sources = dir.join("sources.toml");
+    std::fs::write(
+        &sources,
+        format!(
+            "[[source]]\nname = \"fixture-geo\"\ntells = [\"geo\"]\nformat = \"csv-geo\"\n\
+             location = \"geo.csv\"\nlicence = \"test\"\nattribution = \"test\"\n\n\
+             [[source]]\nname = \"testfeed\"\ntells = [\"blocklist\"]\nformat = \"netset\"\n\
+             location = \"{url}\"\nrefresh = \"1h\"\nlicence = \"test\"\nattribution = \"test\"\n\
+             {extra}"
+        ),
+    )
+    .unwrap();
+    sources
+}
+
+#[test]
+fn a_feed_unreachable_at_first_start_is_named_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // A loopback port that nothing listens on any more.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let sources = sources_with_feed(dir.path(), &format!("http://{closed}/feed.netset"), "");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
+    for name in SETTINGS {
+        cmd.env_remove(name);
+    }
+    let output = cmd
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--db")
+        .arg(dir.path().join("keys.db"))
+        .env("IPINTEL_SOURCES", &sources)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("testfeed"), "names the source: {stderr}");
+    assert!(
+        stderr.contains("refused"),
+        "says what failed on the wire: {stderr}"
+    );
+    assert!(stderr.contains("no earlier copy"), "{stderr}");
+    assert!(!stderr.contains("No such file"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/ip/report` and `GET /v1/ip/threats/live`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, Request, State};
@@ -9,10 +10,11 @@ use axum::response::Response;
 use axum::Extension;
 use ipintel_core::reports::{rfc3339, ReportCategories, Severity};
 use ipintel_core::ThreatLevel;
-use ipintel_store::{KeyHandle, LiveItem, NewReport, ReportError, StoredReport};
+use ipintel_store::{KeyHandle, LiveItem, NewReport, ReportError, ReporterNet, StoredReport};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::account::ClientAddr;
 use super::report_input::{check, read_fields, ReportInput};
 use crate::clock::now_unix;
 use crate::error::ApiError;
@@ -103,10 +105,12 @@ impl From<&StoredReport> for ReportReceipt {
 pub(crate) async fn report(
     State(state): State<AppState>,
     Extension(key): Extension<KeyHandle>,
+    ClientAddr(client): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let stored = match accept(&state, &key, parts.headers, body).await {
+    let reporter = Reporter { key, client };
+    let stored = match accept(&state, &reporter, parts.headers, body).await {
         Ok(stored) => stored,
         Err(err) => {
             state.metrics.report_refused(err.code());
@@ -114,7 +118,11 @@ pub(crate) async fn report(
         }
     };
     state.metrics.report_accepted();
-    tracing::info!(report_id = stored.id, key_id = %key.id(), "abuse report stored");
+    tracing::info!(
+        report_id = stored.id,
+        key_id = %reporter.key.id(),
+        "abuse report stored"
+    );
 
     Ok(reply::json(
         StatusCode::CREATED,
@@ -122,10 +130,16 @@ pub(crate) async fn report(
     ))
 }
 
+/// Who files a report: the key, and the client address it came from.
+struct Reporter {
+    key: KeyHandle,
+    client: IpAddr,
+}
+
 /// Reads, checks, stores and indexes one report.
 async fn accept(
     state: &AppState,
-    key: &KeyHandle,
+    reporter: &Reporter,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StoredReport, ApiError> {
@@ -133,20 +147,22 @@ async fn accept(
     let now = now_unix();
     let input = check(&fields, now)?;
 
-    let report = new_report(state, key, input, now);
+    let report = new_report(state, reporter, input, now);
     state
         .report_desk
-        .submit(report, key.plan())
+        .submit(report, reporter.key.plan())
         .await
         .map_err(refused)
 }
 
-/// The row to store: the request plus what the data says about the address.
-fn new_report(state: &AppState, key: &KeyHandle, input: ReportInput, now: i64) -> NewReport {
+/// The row to store: the request plus what the data says about the
+/// address, and the reporter's network and plan, which the score uses to
+/// tell reporters apart.
+fn new_report(state: &AppState, reporter: &Reporter, input: ReportInput, now: i64) -> NewReport {
     let snapshot = state.snapshot.load();
     let record = snapshot.lookup(input.ip);
     NewReport {
-        key_id: key.id().clone(),
+        key_id: reporter.key.id().clone(),
         ip: input.ip,
         categories: input.categories,
         severity: input.severity,
@@ -157,6 +173,8 @@ fn new_report(state: &AppState, key: &KeyHandle, input: ReportInput, now: i64) -
         country: record.country().map(str::to_owned),
         asn: record.asn(),
         asn_name: record.isp().map(str::to_owned),
+        reporter_network: ReporterNet::of(reporter.client),
+        reporter_plan: Some(reporter.key.plan()),
     }
 }
 

@@ -5,11 +5,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipintel_core::reports::{
-    report_score, Evidence, ReportCategories, ReportSummary, MAX_EVIDENCE_PER_REPORTER, WINDOW_SECS,
+    report_score, Evidence, ReportCategories, ReportSummary, Reporter, MAX_EVIDENCE_PER_REPORTER,
+    WINDOW_SECS,
 };
 
+use super::ReporterNet;
 use crate::key::KeyId;
+use crate::plan::Plan;
 use crate::store::NewReport;
+
+/// Networks remembered per key and address. A key that reports one
+/// address from more networks than this is still one reporter; only its
+/// links to other keys through the later networks are not seen.
+const MAX_NETWORKS_PER_KEY: usize = 16;
 
 /// One report, as the counts need it.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +36,8 @@ pub(crate) struct Entry {
     pub(crate) country: Option<Arc<str>>,
     pub(crate) asn: Option<u32>,
     pub(crate) asn_name: Option<Arc<str>>,
-    /// Each reporter and its most recent evidence (oldest first).
-    reporters: Vec<(KeyId, VecDeque<Evidence>)>,
+    /// Each reporting key and its most recent evidence.
+    reporters: Vec<KeyReports>,
     /// Every report in the window, in arrival order.
     marks: Vec<Mark>,
 }
@@ -55,16 +63,8 @@ impl Entry {
             self.asn_name = report.asn_name.as_deref().map(Arc::from);
         }
         let reporter = self.reporter_index(&report.key_id);
-        let evidence = Evidence {
-            reported_at: report.reported_at,
-            severity: report.severity,
-            confidence: report.confidence,
-        };
-        if let Some((_, list)) = self.reporters.get_mut(reporter) {
-            if list.len() == MAX_EVIDENCE_PER_REPORTER {
-                drop_oldest(list);
-            }
-            list.push_back(evidence);
+        if let Some(reports) = self.reporters.get_mut(reporter) {
+            reports.add(report);
         }
         self.marks.push(Mark {
             reported_at: report.reported_at,
@@ -75,10 +75,10 @@ impl Entry {
     }
 
     fn reporter_index(&mut self, key: &KeyId) -> usize {
-        match self.reporters.iter().position(|(k, _)| k == key) {
+        match self.reporters.iter().position(|r| r.key == *key) {
             Some(i) => i,
             None => {
-                self.reporters.push((key.clone(), VecDeque::new()));
+                self.reporters.push(KeyReports::new(key.clone()));
                 self.reporters.len() - 1
             }
         }
@@ -108,6 +108,46 @@ impl Entry {
     }
 }
 
+/// One key's reports about one address.
+#[derive(Debug)]
+struct KeyReports {
+    key: KeyId,
+    /// The networks it reported from, first ones first.
+    networks: Vec<ReporterNet>,
+    /// Whether its latest report came from a paid plan.
+    accountable: bool,
+    /// Its most recent evidence.
+    evidence: VecDeque<Evidence>,
+}
+
+impl KeyReports {
+    fn new(key: KeyId) -> KeyReports {
+        KeyReports {
+            key,
+            networks: Vec::new(),
+            accountable: false,
+            evidence: VecDeque::new(),
+        }
+    }
+
+    fn add(&mut self, report: &NewReport) {
+        if let Some(net) = report.reporter_network {
+            if !self.networks.contains(&net) && self.networks.len() < MAX_NETWORKS_PER_KEY {
+                self.networks.push(net);
+            }
+        }
+        self.accountable = report.reporter_plan.is_some_and(|p| p != Plan::Free);
+        if self.evidence.len() == MAX_EVIDENCE_PER_REPORTER {
+            drop_oldest(&mut self.evidence);
+        }
+        self.evidence.push_back(Evidence {
+            reported_at: report.reported_at,
+            severity: report.severity,
+            confidence: report.confidence,
+        });
+    }
+}
+
 /// Keeps the evidence list short by dropping its oldest item.
 fn drop_oldest(list: &mut VecDeque<Evidence>) {
     if let Some(oldest) = list
@@ -120,11 +160,20 @@ fn drop_oldest(list: &mut VecDeque<Evidence>) {
     }
 }
 
+/// What a summary gathers about one key.
+#[derive(Debug, Default)]
+struct KeyTally {
+    networks: Vec<ReporterNet>,
+    accountable: bool,
+    evidence: Vec<Evidence>,
+    /// Whether it has a report in the window.
+    live: bool,
+}
+
 /// Builds one summary over one or more entries (a live-feed group).
 #[derive(Debug, Default)]
 pub(crate) struct Summarizer {
-    evidence: HashMap<KeyId, Vec<Evidence>>,
-    reporters: HashSet<KeyId>,
+    keys: HashMap<KeyId, KeyTally>,
     count: u64,
     categories: ReportCategories,
     last: Option<i64>,
@@ -134,37 +183,125 @@ impl Summarizer {
     /// Adds an entry's reports in the window at `now` (copying what it
     /// needs, so entries are never locked two at a time).
     pub(crate) fn add(&mut self, entry: &Entry, now: i64) {
+        let mut live = HashSet::new();
         for mark in entry.live_marks(now) {
             self.count += 1;
             self.categories = self.categories.union(mark.categories);
             self.last = self.last.max(Some(mark.reported_at));
-            if let Some((key, _)) = usize::try_from(mark.reporter)
-                .ok()
-                .and_then(|i| entry.reporters.get(i))
-            {
-                if !self.reporters.contains(key) {
-                    self.reporters.insert(key.clone());
+            live.insert(mark.reporter);
+        }
+        for (i, reports) in entry.reporters.iter().enumerate() {
+            let tally = self.keys.entry(reports.key.clone()).or_default();
+            for net in &reports.networks {
+                if !tally.networks.contains(net) {
+                    tally.networks.push(*net);
                 }
             }
-        }
-        for (key, list) in &entry.reporters {
-            self.evidence
-                .entry(key.clone())
-                .or_default()
-                .extend(list.iter());
+            tally.accountable |= reports.accountable;
+            tally.evidence.extend(reports.evidence.iter());
+            tally.live |= u32::try_from(i).is_ok_and(|i| live.contains(&i));
         }
     }
 
     /// The summary, or `None` when no report is in the window.
     pub(crate) fn finish(self, now: i64) -> Option<ReportSummary> {
         let last_reported_at = self.last?;
-        let score = report_score(self.evidence.values().map(Vec::as_slice), now);
+        let live: Vec<KeyTally> = self.keys.into_values().filter(|t| t.live).collect();
+        let groups = reporters(&live);
+        let score = report_score(
+            groups.iter().map(|(evidence, accountable)| Reporter {
+                evidence,
+                accountable: *accountable,
+            }),
+            now,
+        );
         Some(ReportSummary {
             count: self.count,
-            distinct_reporters: u32::try_from(self.reporters.len()).unwrap_or(u32::MAX),
+            distinct_reporters: u32::try_from(groups.len()).unwrap_or(u32::MAX),
             categories: self.categories,
             last_reported_at,
             score,
         })
+    }
+}
+
+/// The independent reporters among `keys`: keys that reported from a
+/// shared network, directly or through other keys, are one reporter. Each
+/// reporter's evidence, and whether any of its keys is accountable.
+fn reporters(keys: &[KeyTally]) -> Vec<(Vec<Evidence>, bool)> {
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    let mut first_key: HashMap<ReporterNet, usize> = HashMap::new();
+    for (i, tally) in keys.iter().enumerate() {
+        for net in &tally.networks {
+            let j = *first_key.entry(*net).or_insert(i);
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            parent[a] = b;
+        }
+    }
+    let mut groups: HashMap<usize, (Vec<Evidence>, bool)> = HashMap::new();
+    for (i, tally) in keys.iter().enumerate() {
+        let group = groups.entry(root(&mut parent, i)).or_default();
+        group.0.extend(tally.evidence.iter());
+        group.1 |= tally.accountable;
+    }
+    groups.into_values().collect()
+}
+
+/// The root of `i` in a union-find forest, halving paths on the way.
+fn root(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(nets: &[&str], accountable: bool) -> KeyTally {
+        KeyTally {
+            networks: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            accountable,
+            evidence: vec![Evidence {
+                reported_at: 0,
+                severity: ipintel_core::reports::Severity::High,
+                confidence: 90,
+            }],
+            live: true,
+        }
+    }
+
+    fn sizes(keys: &[KeyTally]) -> Vec<usize> {
+        let mut sizes: Vec<usize> = reporters(keys).iter().map(|g| g.0.len()).collect();
+        sizes.sort_unstable();
+        sizes
+    }
+
+    #[test]
+    fn keys_sharing_a_network_are_one_reporter() {
+        let a = "198.51.100.0/24";
+        let b = "203.0.113.0/24";
+        let c = "2001:db8:1::/48";
+        assert_eq!(sizes(&[tally(&[a], false), tally(&[a], false)]), [2]);
+        assert_eq!(sizes(&[tally(&[a], false), tally(&[b], false)]), [1, 1]);
+        // Linked through a third key that used both networks.
+        let chain = [
+            tally(&[a], false),
+            tally(&[c], false),
+            tally(&[a, c], false),
+        ];
+        assert_eq!(sizes(&chain), [3]);
+        // Unknown networks (old rows) keep keys apart.
+        assert_eq!(sizes(&[tally(&[], false), tally(&[], false)]), [1, 1]);
+    }
+
+    #[test]
+    fn a_group_is_accountable_when_any_key_is() {
+        let a = "198.51.100.0/24";
+        let groups = reporters(&[tally(&[a], false), tally(&[a], true)]);
+        assert_eq!(groups.len(), 1);
+        assert!(groups[0].1);
     }
 }

@@ -10,6 +10,7 @@
 
 mod desk;
 mod entry;
+mod reporter;
 pub(crate) mod sql;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 pub use self::desk::{ReportDesk, ReportError, ReportSettings, DUPLICATE_WINDOW_SECS};
 use self::entry::{Entry, Summarizer};
+pub use self::reporter::{BadReporterNet, ReporterNet, REPORTER_V4_PREFIX, REPORTER_V6_PREFIX};
 use crate::store::{NewReport, StoredReport};
 
 /// Seconds in a day and a week, for the area statistics.

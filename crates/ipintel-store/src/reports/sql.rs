@@ -8,12 +8,14 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::NetKey;
 use crate::day::UtcDay;
+use crate::plan::Plan;
 use crate::sqlite::{parse_key_id, to_u64};
 use crate::store::{NewReport, ReportInsert, ReportRules, StoredReport};
 use crate::StoreError;
 
 const COLUMNS: &str = "id, key_id, ip, categories, severity, confidence, comment, \
-                       reported_at, received_at, country, asn, asn_name";
+                       reported_at, received_at, country, asn, asn_name, \
+                       reporter_network, reporter_plan";
 
 /// Why `report` may not be stored, if it may not: a duplicate first, then
 /// the daily limit.
@@ -64,8 +66,9 @@ pub(crate) async fn insert(
 ) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO reports (key_id, ip, ip_family, network_key, categories, severity, \
-         confidence, comment, reported_at, received_at, country, asn, asn_name) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         confidence, comment, reported_at, received_at, country, asn, asn_name, \
+         reporter_network, reporter_plan) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(report.key_id.as_str())
     .bind(report.ip.to_string())
@@ -80,6 +83,8 @@ pub(crate) async fn insert(
     .bind(report.country.as_deref())
     .bind(report.asn.map(i64::from))
     .bind(report.asn_name.as_deref())
+    .bind(report.reporter_network.map(|n| n.to_string()))
+    .bind(report.reporter_plan.map(Plan::as_str))
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
@@ -126,11 +131,24 @@ fn from_row(row: &SqliteRow) -> Result<StoredReport, StoreError> {
         country: row.try_get("country")?,
         asn,
         asn_name: row.try_get("asn_name")?,
+        reporter_network: optional(row, "reporter_network")?,
+        reporter_plan: optional(row, "reporter_plan")?,
     };
     Ok(StoredReport {
         id: row.try_get("id")?,
         report,
     })
+}
+
+/// A nullable text column parsed into `T`.
+fn optional<T>(row: &SqliteRow, column: &'static str) -> Result<Option<T>, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| t.parse().map_err(|e| corrupt(column, e)))
+        .transpose()
 }
 
 fn corrupt(column: &'static str, what: impl std::fmt::Display) -> StoreError {
