@@ -315,19 +315,25 @@ pub struct ReportScore {
     pub confidence: f32,
 }
 
-/// One reporter's evidence about an address, as [`report_score`] takes it.
-#[derive(Debug, Clone, Copy)]
+/// One reporter's evidence about an address, as [`report_score`] takes it:
+/// the reports filed with free keys and those filed with keys on a paid
+/// plan, which an operator issued and which answer for their reports. A
+/// reporter may hold both kinds (keys joined by a shared network).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Reporter<'a> {
-    /// Its reports (any order; only the most recent
-    /// [`MAX_EVIDENCE_PER_REPORTER`] count).
-    pub evidence: &'a [Evidence],
-    /// Whether it answers for its reports: a key on a paid plan, which an
-    /// operator issued. Free keys are anonymous and count under
-    /// [`FREE_PLAN_CEILING`].
-    pub accountable: bool,
+    /// Reports filed with free keys; they count under [`FREE_PLAN_CEILING`].
+    pub free: &'a [Evidence],
+    /// Reports filed with paid keys.
+    pub paid: &'a [Evidence],
 }
 
 /// The score of an address's reports at `now`, one item per reporter.
+///
+/// A reporter's capped contribution `c` is split in two: `c_paid`, what
+/// its paid reports alone give, and the free share `c_free`, the rest, with
+/// `(1 - c_free) * (1 - c_paid) = 1 - c`. Free shares of all reporters
+/// combine under the ceiling; a paid key therefore cannot lift the free
+/// reports of its network past it.
 pub fn report_score<'a, I>(reporters: I, now: i64) -> ReportScore
 where
     I: IntoIterator<Item = Reporter<'a>>,
@@ -336,12 +342,13 @@ where
     let mut paid_miss = 1.0f64;
     let mut doubt = 1.0f64;
     for reporter in reporters {
-        let (contribution, confidence) = reporter_share(reporter.evidence, now);
-        if reporter.accountable {
-            paid_miss *= 1.0 - contribution;
-        } else {
-            free_miss *= 1.0 - contribution;
-        }
+        let both = reporter.free.iter().chain(reporter.paid);
+        let (total, confidence) = reporter_share(both, now);
+        let (paid, _) = reporter_share(reporter.paid.iter(), now);
+        paid_miss *= 1.0 - paid;
+        // At most 1: with more than the evidence limit, the most recent
+        // reports of both kinds may give less than the paid ones alone.
+        free_miss *= ((1.0 - total) / (1.0 - paid)).min(1.0);
         doubt *= 1.0 - confidence / 2.0;
     }
     let free = (1.0 - free_miss).min(FREE_PLAN_CEILING);
@@ -356,9 +363,10 @@ where
     ReportScore { weight, confidence }
 }
 
-/// One reporter's capped contribution and its highest confidence (0..=1).
-fn reporter_share(evidence: &[Evidence], now: i64) -> (f64, f64) {
-    let mut recent: Vec<&Evidence> = evidence.iter().collect();
+/// One reporter's capped contribution (at most [`REPORTER_CAP`], so never
+/// 1) and its highest confidence (0..=1).
+fn reporter_share<'a>(evidence: impl Iterator<Item = &'a Evidence>, now: i64) -> (f64, f64) {
+    let mut recent: Vec<&Evidence> = evidence.collect();
     recent.sort_by_key(|e| std::cmp::Reverse(e.reported_at));
     recent.truncate(MAX_EVIDENCE_PER_REPORTER);
     let miss: f64 = recent.iter().map(|e| 1.0 - e.strength(now)).product();
@@ -453,10 +461,19 @@ mod tests {
         scored(reporters, true)
     }
 
-    fn scored(reporters: &[Vec<Evidence>], accountable: bool) -> ReportScore {
-        let reporters = reporters.iter().map(|evidence| Reporter {
-            evidence,
-            accountable,
+    fn scored(reporters: &[Vec<Evidence>], paid: bool) -> ReportScore {
+        let reporters = reporters.iter().map(|evidence| {
+            if paid {
+                Reporter {
+                    free: &[],
+                    paid: evidence,
+                }
+            } else {
+                Reporter {
+                    free: evidence,
+                    paid: &[],
+                }
+            }
         });
         report_score(reporters, NOW)
     }
@@ -543,23 +560,37 @@ mod tests {
     #[test]
     fn a_paid_reporter_adds_to_free_ones() {
         let critical = vec![fresh(Severity::Critical, 100)];
-        let reporters = [
-            Reporter {
-                evidence: &critical,
-                accountable: false,
-            },
-            Reporter {
-                evidence: &critical,
-                accountable: false,
-            },
-            Reporter {
-                evidence: &critical,
-                accountable: true,
-            },
-        ];
-        let s = report_score(reporters, NOW);
+        let free = Reporter {
+            free: &critical,
+            paid: &[],
+        };
+        let paid = Reporter {
+            free: &[],
+            paid: &critical,
+        };
+        let s = report_score([free, free, paid], NOW);
         assert_eq!(s.weight, 87, "1 - 0.30 * 0.45");
         assert_eq!(ThreatLevel::from_score(s.weight), ThreatLevel::Critical);
+    }
+
+    #[test]
+    fn a_weak_paid_key_cannot_lift_free_reports_of_its_network() {
+        let critical = vec![fresh(Severity::Critical, 100)];
+        let faint = vec![fresh(Severity::Low, 1)];
+        let free = Reporter {
+            free: &critical,
+            paid: &[],
+        };
+        let mixed = Reporter {
+            free: &critical,
+            paid: &faint,
+        };
+        let s = report_score([free, free, mixed], NOW);
+        assert_eq!(s.weight, 70, "{s:?}");
+        assert_eq!(ThreatLevel::from_score(s.weight), ThreatLevel::High);
+        // A pure group scores as before the split.
+        let alone = report_score([mixed], NOW).weight;
+        assert_eq!(alone, 55);
     }
 
     #[test]

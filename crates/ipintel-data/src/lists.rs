@@ -1,6 +1,7 @@
 //! Text lists: FireHOL netsets, Spamhaus DROP, Emerging Threats fwip and
 //! the kavachnet VPN/proxy list.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use ipintel_core::addr::parse_ip_exact;
@@ -18,9 +19,28 @@ fn entries<'a>(text: &'a str, comment: char) -> impl Iterator<Item = (u64, &'a s
         .filter(move |(_, l)| !l.is_empty() && !l.starts_with(comment))
 }
 
+/// An address or a CIDR. A CIDR must name its network (no host bits
+/// set): lists write networks that way, and a line cut short inside the
+/// prefix length (`10.1.2.0/2` for `/24`) would otherwise turn into a
+/// block a thousand times larger.
 fn range(file: &Path, line: u64, text: &str) -> Result<IpRange, DataError> {
-    IpRange::from_cidr_or_ip(text)
-        .map_err(|e| DataError::parse(file, line, format!("{text:?}: {e}")))
+    let parsed = IpRange::from_cidr_or_ip(text)
+        .map_err(|e| DataError::parse(file, line, format!("{text:?}: {e}")))?;
+    let network = match parsed {
+        IpRange::V4 { first, .. } => IpAddr::V4(first),
+        IpRange::V6 { first, .. } => IpAddr::V6(first),
+    };
+    let named = text.split_once('/').map(|(addr, _)| parse_ip_exact(addr));
+    if let Some(Ok(addr)) = named {
+        if addr != network {
+            return Err(DataError::parse(
+                file,
+                line,
+                format!("{text:?}: host bits are set (the network is {network})"),
+            ));
+        }
+    }
+    Ok(parsed)
 }
 
 /// FireHOL level 1: one CIDR or address per line, `#` comments.
@@ -78,20 +98,18 @@ pub fn parse_spamhaus_drop_with(
 ) -> Result<SignalBatch, DataError> {
     let mut batch = SignalBatch::default();
     for (line, entry) in entries(text, ';') {
-        let (cidr, sbl) = match entry.split_once(';') {
-            Some((c, s)) => (c.trim(), Some(s.trim()).filter(|s| !s.is_empty())),
-            None => (entry, None),
-        };
-        if let Some(id) = sbl {
-            if !id.starts_with("SBL") {
-                return Err(DataError::parse(
-                    file,
-                    line,
-                    format!("expected an SBL id, got {id:?}"),
-                ));
-            }
+        let (cidr, id) = entry.split_once(';').ok_or_else(|| {
+            DataError::parse(file, line, format!("{entry:?}: expected `CIDR ; SBLnnn`"))
+        })?;
+        let (cidr, id) = (cidr.trim(), id.trim());
+        if !id.starts_with("SBL") {
+            return Err(DataError::parse(
+                file,
+                line,
+                format!("expected an SBL id, got {id:?}"),
+            ));
         }
-        let claim = batch.claim(weight, None, sbl);
+        let claim = batch.claim(weight, None, Some(id));
         batch.push(range(file, line, cidr)?, claim);
     }
     Ok(batch)
@@ -305,6 +323,28 @@ mod tests {
         assert_eq!(
             parse_error_line(parse_spamhaus_drop(file(), "; x\n\nfoo ; SBL1\n")),
             3
+        );
+        assert_eq!(
+            parse_error_line(parse_spamhaus_drop(
+                file(),
+                "1.2.3.0/24 ; SBL1\n1.32.128.0/1\n"
+            )),
+            2,
+            "a line without its SBL id (cut short?)"
+        );
+    }
+
+    #[test]
+    fn a_cidr_with_host_bits_is_refused() {
+        let w = weights::FIREHOL_LEVEL1;
+        let cut = "10.1.2.0/24\n90.84.62.0/2\n";
+        let err = parse_netset(file(), cut, w).unwrap_err();
+        assert!(err.to_string().contains("host bits"), "{err}");
+        assert_eq!(parse_error_line(parse_netset(file(), cut, w)), 2);
+        assert!(parse_netset(file(), "2001:db8:1::/48\n2001:db8::1\n", w).is_ok());
+        assert_eq!(
+            parse_error_line(parse_netset(file(), "2001:db8::1/48\n", w)),
+            1
         );
     }
 

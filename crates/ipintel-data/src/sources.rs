@@ -116,6 +116,20 @@ pub enum Format {
 }
 
 impl Format {
+    /// Whether files of this format are lines of text, each ended by a
+    /// newline (a download that stops mid-line is then refused).
+    pub fn is_line_based(self) -> bool {
+        !matches!(
+            self,
+            Format::MmdbDbip
+                | Format::MmdbGeolite2City
+                | Format::MmdbGeolite2Asn
+                | Format::JsonPrefixes
+                | Format::Cloudcheck
+                | Format::Iporigin
+        )
+    }
+
     /// What the format can hold: `None` for signal formats.
     pub fn table(self) -> Option<TableKind> {
         match self {

@@ -21,8 +21,12 @@ use crate::state::{FeedState, FeedStates};
 /// What to download.
 #[derive(Debug, Clone, Copy)]
 pub struct UpdateOptions {
-    /// Download every URL source, due or not.
+    /// Check every URL source, due or not (conditional requests still let
+    /// the server answer 304 for a current copy).
     pub force: bool,
+    /// Download every URL source in full, without conditional requests:
+    /// replaces a copy on disk that no longer matches its checksum.
+    pub refetch: bool,
     /// The current time (unix seconds).
     pub now_unix: i64,
 }
@@ -97,12 +101,13 @@ pub fn update_due(
         let Some(url) = spec.url() else { continue };
         let state = states.sources.entry(spec.name.clone()).or_default();
         let present = dir.join(feed_path(&spec.name)).is_file();
-        if !opts.force && present && !is_due(spec, state, opts.now_unix) {
+        if !(opts.force || opts.refetch) && present && !is_due(spec, state, opts.now_unix) {
             report.feeds.push((spec.name.clone(), FeedResult::NotDue));
             continue;
         }
         state.last_attempt_unix = Some(opts.now_unix);
-        let result = match fetch(dir, spec, url, state, present, opts.now_unix) {
+        let conditional = present && !opts.refetch;
+        let result = match fetch(dir, spec, url, state, conditional, opts.now_unix) {
             Ok(result) => {
                 state.last_success_unix = Some(opts.now_unix);
                 state.last_error = None;
@@ -149,17 +154,17 @@ fn client(spec: &SourceSpec) -> Result<reqwest::blocking::Client, String> {
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// One conditional download, validation and swap.
+/// One download (conditional when `conditional`), validation and swap.
 fn fetch(
     dir: &Path,
     spec: &SourceSpec,
     url: &str,
     state: &mut FeedState,
-    present: bool,
+    conditional: bool,
     now: i64,
 ) -> Result<FeedResult, String> {
     let mut request = client(spec)?.get(url);
-    if present {
+    if conditional {
         if let Some(etag) = &state.etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -171,7 +176,7 @@ fn fetch(
         .send()
         .map_err(|e| format!("GET {url}: {}", with_causes(&e)))?;
     let status = response.status();
-    if status == reqwest::StatusCode::NOT_MODIFIED && present {
+    if status == reqwest::StatusCode::NOT_MODIFIED && conditional {
         return Ok(FeedResult::NotModified);
     }
     if !status.is_success() {
@@ -257,6 +262,13 @@ struct Checked {
 /// Parses the new copy and applies the shrink guard.
 fn validate(part: &Path, spec: &SourceSpec, state: &FeedState) -> Result<Checked, String> {
     let bytes = std::fs::read(part).map_err(|e| format!("reading {}: {e}", part.display()))?;
+    if spec.format.is_line_based() && !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let lines = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(format!(
+            "{}:{lines}: the last line has no newline: the download looks truncated",
+            part.display()
+        ));
+    }
     let parsed = parse_file(part, bytes, spec, &crate::load::TZ).map_err(|e| e.to_string())?;
     let records = parsed.records();
     if let Some(last) = state.records.filter(|n| *n > 0) {

@@ -281,6 +281,7 @@ pub fn load_initial(
     if download && config.sources.iter().any(|s| s.url().is_some()) {
         let opts = UpdateOptions {
             force: false,
+            refetch: false,
             now_unix: now_unix(),
         };
         let report = update_due(data_dir, &config, opts)?;
@@ -327,6 +328,7 @@ impl Job {
         let update = self.download.then(|| {
             let opts = UpdateOptions {
                 force: self.force,
+                refetch: false,
                 now_unix: now_unix(),
             };
             update_due(&self.data_dir, &config, opts)

@@ -374,6 +374,47 @@ async fn reports_are_read_back_after_a_restart() {
     again.assert_error(429, "duplicate_report");
 }
 
+#[tokio::test]
+async fn reports_from_any_client_network_are_read_back_after_a_restart() {
+    let (_dir, db) = temp_db();
+    let mut options = Options::default();
+    options.config.trusted_proxies = "127.0.0.1/32".parse::<TrustedProxies>().unwrap();
+    let server = TestServer::start(&db, options).await;
+    // Networks whose first address is the unspecified one.
+    for client in ["::1", "0.0.0.5", "::ffff:0.0.0.7"] {
+        let key = server.new_key().await;
+        let reply = report_from(&server, &key, client, json!({})).await;
+        assert_eq!(reply.status, 201, "{client}: {}", reply.body);
+    }
+    server.stop().await;
+
+    let server = TestServer::start(&db, Options::default()).await;
+    let key = server.new_key().await;
+    let shown = threat(&server, &key, CLEAN).await;
+    assert_eq!(shown["reports"]["count"], 3);
+    assert_eq!(shown["reports"]["distinct_reporters"], 2, "{shown}");
+}
+
+#[tokio::test]
+async fn a_paid_key_does_not_lift_free_keys_of_its_network() {
+    let (_dir, server) = server_behind_proxy().await;
+    let reader = server.new_key().await;
+    let worst = json!({"severity": "critical", "confidence": 100});
+
+    let paid = server.key_on(Plan::Professional).await;
+    let faint = json!({"severity": "low", "confidence": 1});
+    let reply = report_from(&server, &paid, "198.51.100.10", faint).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    for site in ["203.0.113.1", "192.0.2.1", "198.51.100.200"] {
+        let key = server.new_key().await;
+        let reply = report_from(&server, &key, site, worst.clone()).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let shown = threat(&server, &reader, CLEAN).await;
+    assert_eq!(shown["reports"]["distinct_reporters"], 3, "{shown}");
+    assert_eq!(shown["level"], "high", "{shown}");
+}
+
 /// The `[Definition] actionban` command and the `[Init]` parameters of the
 /// shipped fail2ban action.
 fn fail2ban_action() -> (String, HashMap<String, String>) {

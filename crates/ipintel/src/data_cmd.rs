@@ -13,7 +13,8 @@ use crate::config::LookupConfig;
 pub struct UpdateArgs {
     /// `--sources`, over the configured sources file.
     pub sources: Option<PathBuf>,
-    /// `--force`: download every URL source, due or not.
+    /// `--force`: download every URL source in full, due or not, without
+    /// conditional requests.
     pub force: bool,
 }
 
@@ -37,7 +38,15 @@ pub async fn update(config: LookupConfig, args: UpdateArgs) -> anyhow::Result<()
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let report = update_due(&dir, &sources, UpdateOptions { force, now_unix })?;
+        let report = update_due(
+            &dir,
+            &sources,
+            UpdateOptions {
+                force,
+                refetch: force,
+                now_unix,
+            },
+        )?;
         let snapshot = ipintel_data::load_sources(&dir, &sources);
         Ok::<_, ipintel_data::DataError>((report, snapshot))
     })

@@ -74,7 +74,8 @@ enum DataCommand {
         /// Directory with the data [env: IPINTEL_DATA_DIR] [default: data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// Download every URL source, due or not.
+        /// Download every URL source in full, due or not, without
+        /// conditional requests (replaces a copy whose checksum fails).
         #[arg(long)]
         force: bool,
     },

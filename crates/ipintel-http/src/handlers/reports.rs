@@ -221,7 +221,7 @@ pub(crate) struct LiveEntry {
     categories: ReportCategories,
     /// Reports in the last 30 days.
     reports: u64,
-    /// Distinct reporting keys.
+    /// Distinct reporters: keys that reported from one network (/24, /48) count once.
     distinct_reporters: u32,
     /// The latest report's time (RFC 3339, UTC).
     last_reported_at: String,

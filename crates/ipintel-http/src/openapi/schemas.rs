@@ -190,7 +190,7 @@ pub(crate) struct Threat {
 pub(crate) struct Reports {
     /// Reports in the last 30 days.
     count: u64,
-    /// Distinct reporting keys.
+    /// Distinct reporters: keys that reported from one network (/24, /48) count once.
     distinct_reporters: u32,
     /// Every category reported.
     categories: Vec<ReportCategoryName>,

@@ -209,10 +209,7 @@ impl Summarizer {
         let live: Vec<KeyTally> = self.keys.into_values().filter(|t| t.live).collect();
         let groups = reporters(&live);
         let score = report_score(
-            groups.iter().map(|(evidence, accountable)| Reporter {
-                evidence,
-                accountable: *accountable,
-            }),
+            groups.iter().map(|(free, paid)| Reporter { free, paid }),
             now,
         );
         Some(ReportSummary {
@@ -227,8 +224,8 @@ impl Summarizer {
 
 /// The independent reporters among `keys`: keys that reported from a
 /// shared network, directly or through other keys, are one reporter. Each
-/// reporter's evidence, and whether any of its keys is accountable.
-fn reporters(keys: &[KeyTally]) -> Vec<(Vec<Evidence>, bool)> {
+/// reporter's evidence from free keys and from accountable (paid) keys.
+fn reporters(keys: &[KeyTally]) -> Vec<(Vec<Evidence>, Vec<Evidence>)> {
     let mut parent: Vec<usize> = (0..keys.len()).collect();
     let mut first_key: HashMap<ReporterNet, usize> = HashMap::new();
     for (i, tally) in keys.iter().enumerate() {
@@ -238,11 +235,11 @@ fn reporters(keys: &[KeyTally]) -> Vec<(Vec<Evidence>, bool)> {
             parent[a] = b;
         }
     }
-    let mut groups: HashMap<usize, (Vec<Evidence>, bool)> = HashMap::new();
+    let mut groups: HashMap<usize, (Vec<Evidence>, Vec<Evidence>)> = HashMap::new();
     for (i, tally) in keys.iter().enumerate() {
-        let group = groups.entry(root(&mut parent, i)).or_default();
-        group.0.extend(tally.evidence.iter());
-        group.1 |= tally.accountable;
+        let (free, paid) = groups.entry(root(&mut parent, i)).or_default();
+        let side = if tally.accountable { paid } else { free };
+        side.extend(tally.evidence.iter());
     }
     groups.into_values().collect()
 }
@@ -274,7 +271,10 @@ mod tests {
     }
 
     fn sizes(keys: &[KeyTally]) -> Vec<usize> {
-        let mut sizes: Vec<usize> = reporters(keys).iter().map(|g| g.0.len()).collect();
+        let mut sizes: Vec<usize> = reporters(keys)
+            .iter()
+            .map(|(free, paid)| free.len() + paid.len())
+            .collect();
         sizes.sort_unstable();
         sizes
     }
@@ -298,10 +298,10 @@ mod tests {
     }
 
     #[test]
-    fn a_group_is_accountable_when_any_key_is() {
+    fn a_group_keeps_free_and_paid_evidence_apart() {
         let a = "198.51.100.0/24";
-        let groups = reporters(&[tally(&[a], false), tally(&[a], true)]);
+        let groups = reporters(&[tally(&[a], false), tally(&[a], true), tally(&[a], false)]);
         assert_eq!(groups.len(), 1);
-        assert!(groups[0].1);
+        assert_eq!((groups[0].0.len(), groups[0].1.len()), (2, 1));
     }
 }

@@ -34,13 +34,18 @@ impl ReporterNet {
         if client.is_unspecified() {
             return None;
         }
-        Some(match client {
+        Some(Self::containing(client))
+    }
+
+    /// The network that holds `address`, whatever the address.
+    fn containing(address: IpAddr) -> ReporterNet {
+        match address.to_canonical() {
             IpAddr::V4(v4) => ReporterNet::V4(u32::from(v4) >> (32 - REPORTER_V4_PREFIX)),
             IpAddr::V6(v6) => {
                 let top = u128::from(v6) >> (128 - REPORTER_V6_PREFIX);
                 ReporterNet::V6(u64::try_from(top).unwrap_or(u64::MAX))
             }
-        })
+        }
     }
 
     fn first_address(self) -> IpAddr {
@@ -79,7 +84,7 @@ impl FromStr for ReporterNet {
         let bad = || BadReporterNet(text.to_owned());
         let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
         let address: IpAddr = address.parse().map_err(|_| bad())?;
-        let net = ReporterNet::of(address).ok_or_else(bad)?;
+        let net = ReporterNet::containing(address);
         let exact = prefix == net.prefix().to_string() && net.first_address() == address;
         if exact {
             Ok(net)
@@ -112,10 +117,31 @@ mod tests {
             ("198.51.100.7", "198.51.100.0/24"),
             ("2001:db8:7:1::1", "2001:db8:7::/48"),
             ("127.0.0.1", "127.0.0.0/24"),
+            // Networks whose first address is the unspecified one.
+            ("0.0.0.5", "0.0.0.0/24"),
+            ("::1", "::/48"),
+            ("::ffff:0.0.0.9", "0.0.0.0/24"),
         ] {
             let n = net(client);
             assert_eq!(n.to_string(), text);
             assert_eq!(text.parse::<ReporterNet>(), Ok(n));
+        }
+    }
+
+    #[test]
+    fn every_network_reads_back_as_written() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v4 = IpAddr::V4(Ipv4Addr::from((x >> 32) as u32 & 0x00ff_ffff));
+            let v6 = IpAddr::V6(Ipv6Addr::from(u128::from(x) << 64 >> (x % 128)));
+            for client in [v4, v6] {
+                if let Some(net) = ReporterNet::of(client) {
+                    assert_eq!(net.to_string().parse(), Ok(net), "{client}");
+                }
+            }
         }
     }
 
@@ -126,7 +152,7 @@ mod tests {
             "198.51.100.0/23",
             "198.51.100.0",
             "2001:db8:7::/64",
-            "0.0.0.0/24",
+            "::ffff:198.51.100.0/24",
             "nonsense",
         ] {
             assert!(text.parse::<ReporterNet>().is_err(), "{text}");
