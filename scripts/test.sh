@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# Run every test of the workspace, including the integration tests on the
-# real datasets (fetched first if they are missing).
+# Run every test: the workspace's (including the integration tests on the
+# real datasets, fetched first if they are missing), then the web
+# interface's end-to-end tests in headless Chromium against the real binary.
 #
 #   scripts/test.sh [extra `cargo test` arguments]
+#
+# IPINTEL_SKIP_E2E=1 leaves the browser tests out (CI runs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/fetch_data.py
+# The export test reads the exported database back with Debian's
+# mmdblookup (package mmdb-bin).
+if ! command -v mmdblookup >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: mmdblookup is missing; install Debian's mmdb-bin package (as root)" >&2
+    exit 1
+  fi
+  echo "test.sh: installing mmdb-bin from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq mmdb-bin >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq mmdb-bin >/dev/null; }
+fi
+# The interface is embedded in the binary, so it is built first.
+scripts/build_web.sh
 # The MaxMind format's public test corpus (good and corrupt databases) ships
 # in the shared folder beside the repository; the tests that need it say so
 # when it is absent.
@@ -15,3 +32,22 @@ if [ -z "${IPINTEL_SHARED_DIR:-}" ] && [ -d ../shared/data/maxmind-db-test-data 
   export IPINTEL_SHARED_DIR
 fi
 cargo test --workspace --profile ci --locked "$@"
+
+if [ "${IPINTEL_SKIP_E2E:-0}" = 1 ]; then
+  echo "IPINTEL_SKIP_E2E=1: the browser tests are skipped" >&2
+  exit 0
+fi
+cargo build --profile ci --locked -p ipintel --bin ipintel
+chromium=${IPINTEL_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: $chromium is missing; install Debian's chromium package (as root)" >&2
+    exit 1
+  fi
+  echo "test.sh: installing chromium from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi
+IPINTEL_BIN="$PWD/target/ci/ipintel" IPINTEL_CHROMIUM="$chromium" \
+  timeout 900 node --test --test-concurrency=1 --test-timeout=300000 web/e2e/

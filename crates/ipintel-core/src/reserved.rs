@@ -18,6 +18,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::table::{IntervalTable, NONE};
+
 /// A special-purpose range as reported in a record.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct ReservedRange {
@@ -433,6 +435,63 @@ where
     best.filter(|e| !e.reachable).map(|e| &e.range)
 }
 
+/// The IPv4 space as a table whose values index the returned list of
+/// reserved ranges ([`NONE`] where [`classify`] answers `None`).
+pub(crate) fn reserved_table_v4() -> (IntervalTable<u32>, Vec<&'static ReservedRange>) {
+    let (points, ranges) = partition(V4, 32, |p| most_specific(V4, p as u32, 32));
+    let points = points.into_iter().map(|(p, v)| (p as u32, v)).collect();
+    (IntervalTable::from_sorted(points), ranges)
+}
+
+/// The IPv6 space as a table, like [`reserved_table_v4`].
+pub(crate) fn reserved_table_v6() -> (IntervalTable<u128>, Vec<&'static ReservedRange>) {
+    let (points, ranges) = partition(V6, 128, |p| most_specific(V6, p, 128));
+    (IntervalTable::from_sorted(points), ranges)
+}
+
+/// Cuts the space at every entry's first and one-past-last address; inside
+/// each piece the set of entries holding an address is constant, so the
+/// piece's first address decides for all of it.
+fn partition<T: Copy + Into<u128>>(
+    entries: &[Entry<T>],
+    width: u32,
+    decide: impl Fn(u128) -> Option<&'static ReservedRange>,
+) -> (Vec<(u128, u32)>, Vec<&'static ReservedRange>) {
+    let top = u128::MAX >> (128 - width);
+    let mut cuts = vec![0u128];
+    for e in entries {
+        let first: u128 = e.net.into();
+        let host_bits = width - u32::from(e.len);
+        let span = if host_bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
+        cuts.push(first);
+        if let Some(after) = (first | span).checked_add(1).filter(|a| *a <= top) {
+            cuts.push(after);
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut ranges: Vec<&'static ReservedRange> = Vec::new();
+    let points = cuts
+        .into_iter()
+        .map(|p| {
+            let value = decide(p).map_or(NONE, |range| {
+                let at = ranges.iter().position(|r| std::ptr::eq(*r, range));
+                let at = at.unwrap_or_else(|| {
+                    ranges.push(range);
+                    ranges.len() - 1
+                });
+                u32::try_from(at).unwrap_or(NONE)
+            });
+            (p, value)
+        })
+        .collect();
+    (points, ranges)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,6 +555,38 @@ mod tests {
         ];
         for (ip, want) in cases {
             assert_eq!(name(ip), *want, "{ip}");
+        }
+    }
+
+    #[test]
+    fn reserved_tables_agree_with_classify() {
+        let (v4, names4) = reserved_table_v4();
+        let (v6, names6) = reserved_table_v6();
+        let mut probes4: Vec<u32> = vec![0, u32::MAX];
+        for e in V4 {
+            let last = e.net | (u32::MAX >> 1 >> (e.len.max(1) - 1));
+            probes4.extend([e.net, e.net.wrapping_sub(1), last, last.wrapping_add(1)]);
+        }
+        for p in probes4 {
+            let want = classify(IpAddr::V4(p.into())).map(|r| r.name);
+            let got = names4.get(v4.value(v4.find(p)) as usize).map(|r| r.name);
+            assert_eq!(got, want, "{}", std::net::Ipv4Addr::from(p));
+        }
+        let mut probes6: Vec<u128> = vec![0, 1, 2, u128::MAX];
+        for e in V6 {
+            let host = 128 - u32::from(e.len);
+            let span = if host == 128 {
+                u128::MAX
+            } else {
+                (1 << host) - 1
+            };
+            let last = e.net | span;
+            probes6.extend([e.net, e.net.wrapping_sub(1), last, last.wrapping_add(1)]);
+        }
+        for p in probes6 {
+            let want = classify(IpAddr::V6(p.into())).map(|r| r.name);
+            let got = names6.get(v6.value(v6.find(p)) as usize).map(|r| r.name);
+            assert_eq!(got, want, "{}", std::net::Ipv6Addr::from(p));
         }
     }
 

@@ -194,6 +194,21 @@ impl Snapshot {
         self.intel.build_ms()
     }
 
+    /// The IPv4 tables (for the segment walk in `segments.rs`).
+    pub(crate) fn family_v4(&self) -> &Family<u32> {
+        &self.v4
+    }
+
+    /// The IPv6 tables.
+    pub(crate) fn family_v6(&self) -> &Family<u128> {
+        &self.v6
+    }
+
+    /// Locations, AS infos and verdicts, indexed by the table values.
+    pub(crate) fn parts(&self) -> (&[Location], &[AsInfo], &[ThreatInfo]) {
+        (&self.locations, &self.as_infos, &self.threats)
+    }
+
     /// Build metadata and sources.
     pub fn meta(&self) -> &SnapshotMeta {
         &self.meta

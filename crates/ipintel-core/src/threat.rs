@@ -72,6 +72,16 @@ pub enum ConnectionType {
     Cdn,
 }
 
+impl ConnectionType {
+    /// The JSON name: `datacenter` or `cdn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionType::Datacenter => "datacenter",
+            ConnectionType::Cdn => "cdn",
+        }
+    }
+}
+
 /// Score, level, reasons and flags for one set of signals.
 ///
 /// The score is the noisy-OR over signal *kinds* of each kind's heaviest

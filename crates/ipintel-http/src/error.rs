@@ -48,6 +48,12 @@ pub enum ApiError {
         /// Seconds until another key may be created.
         retry_after_secs: u64,
     },
+    /// Too many keyless portal lookups from one client address.
+    #[error("too many lookups without a key from this address; wait, or sign in with an API key")]
+    PortalRateLimited {
+        /// Seconds until another lookup is allowed.
+        retry_after_secs: u64,
+    },
     /// The account store could not answer.
     #[error("the account store is unavailable; try again shortly")]
     StoreUnavailable(#[source] StoreError),
@@ -92,9 +98,40 @@ pub enum ApiError {
     /// The admin route is disabled (no `IPINTEL_ADMIN_TOKEN`) or the token is wrong.
     #[error("admin access is disabled or the admin token is wrong")]
     AdminForbidden,
+    /// A batch with more entries than allowed (`Some(count)`), or a body
+    /// larger than a full batch can be (`None`).
+    #[error("{}", batch_too_large(*.0))]
+    BatchTooLarge(Option<usize>),
+    /// A batch body that is not JSON.
+    #[error("send the batch as JSON (Content-Type: application/json)")]
+    BatchMediaType,
+    /// The key has fewer lookups left today than the batch needs.
+    #[error(
+        "this batch needs {needed} lookups but the key has {remaining} left today; \
+         nothing was counted (the quota resets at 00:00 UTC)"
+    )]
+    BatchQuotaExceeded {
+        /// Distinct valid entries of the batch.
+        needed: u64,
+        /// Lookups left today.
+        remaining: u64,
+        /// Seconds until the quota resets.
+        retry_after_secs: u64,
+    },
     /// Anything unexpected; the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
+}
+
+fn batch_too_large(count: Option<usize>) -> String {
+    let limit = crate::handlers::batch::MAX_BATCH;
+    match count {
+        Some(count) => format!("a batch holds at most {limit} addresses; this one has {count}"),
+        None => format!(
+            "the body is larger than {} bytes; a batch holds at most {limit} addresses",
+            crate::handlers::batch::MAX_BATCH_BODY
+        ),
+    }
 }
 
 impl ApiError {
@@ -108,11 +145,14 @@ impl ApiError {
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::RevokedApiKey | Self::AdminForbidden => StatusCode::FORBIDDEN,
             Self::QuotaExceeded { .. }
+            | Self::BatchQuotaExceeded { .. }
             | Self::RateLimited { .. }
+            | Self::PortalRateLimited { .. }
             | Self::DuplicateReport { .. }
             | Self::ReportQuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::BatchMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,14 +171,16 @@ impl ApiError {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::RevokedApiKey => "revoked_api_key",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::QuotaExceeded { .. } | Self::BatchQuotaExceeded { .. } => "quota_exceeded",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
+            Self::PortalRateLimited { .. } => "portal_rate_limited",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::NotReady => "not_ready",
             Self::InvalidField { .. } => "invalid_field",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::BatchMediaType => "unsupported_media_type",
+            Self::BatchTooLarge(_) => "batch_too_large",
             Self::DuplicateReport { .. } => "duplicate_report",
             Self::ReportQuotaExceeded { .. } => "report_quota_exceeded",
             Self::AdminForbidden => "admin_forbidden",
@@ -149,7 +191,11 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::QuotaExceeded { retry_after_secs }
+            | Self::BatchQuotaExceeded {
+                retry_after_secs, ..
+            }
             | Self::RateLimited { retry_after_secs }
+            | Self::PortalRateLimited { retry_after_secs }
             | Self::DuplicateReport { retry_after_secs }
             | Self::ReportQuotaExceeded { retry_after_secs } => Some(*retry_after_secs),
             _ => None,

@@ -1,8 +1,11 @@
 //! The HTTP API of ipintel.
 //!
 //! [`router`] builds the axum application: keyed lookup routes under
-//! `/v1/ip/...`, usage reporting, self-service key creation, health probes
-//! and the OpenAPI document. [`serve`] runs it on a listener until a
+//! `/v1/ip/...`, usage reporting, self-service key creation, health probes,
+//! the OpenAPI document, the keyless routes of the web portal
+//! (`/v1/portal/...`, limited per client address) and the web interface
+//! itself (the portal at `/`, the dashboard at `/dashboard`), embedded at
+//! build time. [`serve`] runs it on a listener until a
 //! cancellation token fires, then drains in-flight requests; [`serve_with`]
 //! does the same with a header timeout and connection cap of its own.
 //!
@@ -19,11 +22,13 @@ mod handlers;
 mod limiter;
 mod metrics;
 mod openapi;
+mod portal_limit;
 mod reload;
 mod reply;
 mod routes;
 mod server;
 mod state;
+mod ui;
 
 pub use client::{client_addr, TrustedProxies};
 pub use error::ApiError;
@@ -36,6 +41,7 @@ pub use reload::{
 pub use routes::{router, routes};
 pub use server::ServeOptions;
 pub use state::{AppState, HttpConfig};
+pub use ui::is_built as web_interface_built;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

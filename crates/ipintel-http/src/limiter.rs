@@ -53,7 +53,7 @@ impl CreationLimiter {
 }
 
 /// The key a client is counted under: the address, or its /64 for IPv6.
-fn bucket_of(client: IpAddr) -> IpAddr {
+pub(crate) fn bucket_of(client: IpAddr) -> IpAddr {
     match client.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

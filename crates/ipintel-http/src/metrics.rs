@@ -75,6 +75,8 @@ pub struct Metrics {
     reports_refused: [AtomicU64; REFUSALS.len() + 1],
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    portal_served: AtomicU64,
+    portal_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -96,6 +98,8 @@ impl Metrics {
             reports_refused: std::array::from_fn(|_| AtomicU64::new(0)),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            portal_served: AtomicU64::new(0),
+            portal_limited: AtomicU64::new(0),
         }
     }
 
@@ -130,6 +134,17 @@ impl Metrics {
         if let Some(i) = PLANS.iter().position(|p| *p == plan) {
             self.lookups[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one keyless portal lookup, served or refused by the
+    /// per-client limit.
+    pub fn portal_lookup(&self, served: bool) {
+        let counter = if served {
+            &self.portal_served
+        } else {
+            &self.portal_limited
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one accepted abuse report.
@@ -259,6 +274,23 @@ impl Metrics {
         for (outcome, n) in [("ok", &self.reloads_ok), ("failed", &self.reloads_failed)] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "ipintel_reloads_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        header(
+            out,
+            "ipintel_portal_lookups_total",
+            "counter",
+            "Keyless portal lookups, by outcome (served, or limited per client).",
+        );
+        let outcomes = [
+            ("served", &self.portal_served),
+            ("limited", &self.portal_limited),
+        ];
+        for (outcome, n) in outcomes {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "ipintel_portal_lookups_total{{outcome=\"{outcome}\"}} {n}"
+            );
         }
     }
 }

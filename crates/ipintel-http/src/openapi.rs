@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Object, OpenApi as Document, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{account, admin, health, intel, lookup, metrics, reports};
+use crate::handlers::{
+    account, admin, batch, health, intel, key_reports, lookup, metrics, portal, reports,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +27,7 @@ use crate::handlers::{account, admin, health, intel, lookup, metrics, reports};
         lookup::geo,
         lookup::threat,
         lookup::empty,
+        batch::batch,
         account::usage,
         account::create_key,
         health::healthz,
@@ -36,6 +39,10 @@ use crate::handlers::{account, admin, health, intel, lookup, metrics, reports};
         admin::reload,
         reports::report,
         reports::live,
+        key_reports::list,
+        portal::lookup,
+        portal::me,
+        portal::live,
     ),
     modifiers(&SecuritySchemes, &RateLimitHeaders),
     tags(
@@ -43,6 +50,8 @@ use crate::handlers::{account, admin, health, intel, lookup, metrics, reports};
         (name = "account", description = "Keys and usage"),
         (name = "intel", description = "Country and network aggregates; each counts one lookup"),
         (name = "reports", description = "Abuse reports and the live feed; not counted as lookups"),
+        (name = "portal", description = "Keyless routes of the web portal: lookups limited \
+            per client address, the caller's address and the live feed"),
         (name = "operations", description = "Probes and this document"),
     )
 )]

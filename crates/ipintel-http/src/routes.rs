@@ -13,8 +13,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::access_log::access_log;
 use crate::auth::require_key;
 use crate::error::envelope_response;
-use crate::handlers::{account, admin, fallback, health, intel, lookup, metrics, reports};
+use crate::handlers::{
+    account, admin, batch, fallback, health, intel, key_reports, lookup, metrics, portal, reports,
+};
 use crate::state::AppState;
+use crate::ui;
 
 /// One route: method, path template and whether it needs a key.
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ fn table() -> Vec<Entry> {
         entry(Method::GET, "/v1/ip/{ip}/geo", true, lookup::geo),
         entry(Method::GET, "/v1/ip/{ip}/threat", true, lookup::threat),
         entry(Method::GET, "/v1/ip/", true, lookup::empty),
+        entry(Method::POST, "/v1/ip/batch", true, batch::batch),
         entry(Method::GET, "/v1/usage", true, account::usage),
         entry(Method::POST, "/v1/keys", false, account::create_key),
         entry(Method::GET, "/healthz", false, health::healthz),
@@ -60,11 +64,16 @@ fn table() -> Vec<Entry> {
         entry(Method::POST, "/v1/admin/reload", false, admin::reload),
         entry(Method::POST, "/v1/ip/report", true, reports::report),
         entry(Method::GET, "/v1/ip/threats/live", true, reports::live),
+        entry(Method::GET, "/v1/reports", true, key_reports::list),
+        entry(Method::GET, "/v1/portal/ip/{ip}", false, portal::lookup),
+        entry(Method::GET, "/v1/portal/me", false, portal::me),
+        entry(Method::GET, "/v1/portal/threats/live", false, portal::live),
     ]
 }
 
-/// Method and path template of every route [`router`] serves, as the
-/// router is built from them (HEAD is also answered wherever GET is).
+/// Method and path template of every API route [`router`] serves, as the
+/// router is built from them (HEAD is also answered wherever GET is). The
+/// web interface's pages and assets are not API routes and are not listed.
 pub fn routes() -> Vec<(Method, &'static str)> {
     table()
         .into_iter()
@@ -72,16 +81,19 @@ pub fn routes() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
-/// The distinct path templates of the route table (metrics labels).
+/// The distinct path templates of the route table and of the web
+/// interface (metrics labels).
 pub(crate) fn route_paths() -> Vec<&'static str> {
     let mut paths: Vec<&'static str> = table().into_iter().map(|(spec, _)| spec.path).collect();
+    paths.extend(ui::PATHS);
     paths.dedup();
     paths
 }
 
 /// Builds the application: keyed routes behind key authentication, open
-/// routes, envelope answers for unknown paths (404) and wrong methods (405),
-/// panics turned into a 500 envelope, and one access log line per request.
+/// routes, the web interface, envelope answers for unknown paths (404) and
+/// wrong methods (405), panics turned into a 500 envelope, and one access
+/// log line per request.
 pub fn router(state: AppState) -> Router {
     let mut keyed = Router::new();
     let mut open = Router::new();
@@ -94,7 +106,8 @@ pub fn router(state: AppState) -> Router {
     }
     let keyed = keyed.route_layer(middleware::from_fn_with_state(state.clone(), require_key));
 
-    finish(Router::new().merge(keyed).merge(open), state)
+    let api = Router::new().merge(keyed).merge(open);
+    finish(api.merge(ui::router()), state)
 }
 
 /// Adds what every route shares: the envelope fallbacks, panic recovery

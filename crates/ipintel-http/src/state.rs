@@ -9,8 +9,10 @@ use ipintel_core::Snapshot;
 use ipintel_store::{Accounts, ReportDesk, ReportIndex, ReportSettings};
 
 use crate::client::TrustedProxies;
+use crate::handlers::portal::FeedCache;
 use crate::limiter::CreationLimiter;
 use crate::metrics::Metrics;
+use crate::portal_limit::PortalLimiter;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -20,6 +22,12 @@ pub struct HttpConfig {
     /// Keys that one client address may create per hour via `POST /v1/keys`
     /// (0 disables self-service creation).
     pub keys_per_hour_per_client: u32,
+    /// Keyless portal lookups one client address may make per minute, all
+    /// at once at most (0 turns portal lookups off).
+    pub portal_per_minute: u32,
+    /// Keyless portal lookups one client address may make per UTC day
+    /// (0 turns portal lookups off).
+    pub portal_per_day: u32,
 }
 
 impl Default for HttpConfig {
@@ -27,6 +35,8 @@ impl Default for HttpConfig {
         Self {
             trusted_proxies: TrustedProxies::default(),
             keys_per_hour_per_client: 5,
+            portal_per_minute: 30,
+            portal_per_day: 300,
         }
     }
 }
@@ -53,6 +63,8 @@ pub struct AppState {
     /// Token of `POST /v1/admin/reload`; `None` disables the route (403).
     pub(crate) admin_token: Option<Arc<str>>,
     pub(crate) key_creation: Arc<CreationLimiter>,
+    pub(crate) portal: Arc<PortalLimiter>,
+    pub(crate) portal_feed: Arc<FeedCache>,
 }
 
 impl AppState {
@@ -65,6 +77,10 @@ impl AppState {
         let key_creation = Arc::new(CreationLimiter::new(
             config.keys_per_hour_per_client,
             Duration::from_secs(3600),
+        ));
+        let portal = Arc::new(PortalLimiter::new(
+            config.portal_per_minute,
+            config.portal_per_day,
         ));
         let report_desk = ReportDesk::unloaded(
             accounts.store(),
@@ -82,6 +98,8 @@ impl AppState {
             reloader: None,
             admin_token: None,
             key_creation,
+            portal,
+            portal_feed: Arc::new(FeedCache::default()),
         }
     }
 

@@ -254,6 +254,7 @@ fn proxied(trusted: &str, per_hour: u32) -> Options {
         config: HttpConfig {
             trusted_proxies: trusted.parse::<TrustedProxies>().unwrap(),
             keys_per_hour_per_client: per_hour,
+            ..HttpConfig::default()
         },
         ..Options::default()
     }

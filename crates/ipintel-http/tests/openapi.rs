@@ -141,6 +141,7 @@ async fn real_bodies_match_the_documented_schemas() {
         config: HttpConfig {
             trusted_proxies: TrustedProxies::default(),
             keys_per_hour_per_client: 1,
+            ..HttpConfig::default()
         },
         ..Options::default()
     };
@@ -331,4 +332,103 @@ async fn report_bodies_match_the_documented_schemas() {
     check(&doc, "get", "/v1/ip/threats/live", &live);
     let bad_limit = server.get("/v1/ip/threats/live?limit=0", Some(&key)).await;
     check(&doc, "get", "/v1/ip/threats/live", &bad_limit);
+}
+
+#[tokio::test]
+async fn portal_usage_and_key_report_bodies_match_the_documented_schemas() {
+    let (_dir, db) = temp_db();
+    let options = Options {
+        config: HttpConfig {
+            portal_per_minute: 2,
+            ..HttpConfig::default()
+        },
+        ..Options::default()
+    };
+    let server = TestServer::start(&db, options).await;
+    let key = server.new_key().await;
+    let doc = document();
+
+    for ip in ["8.8.8.8", "10.1.2.3"] {
+        let reply = server.get(&format!("/v1/portal/ip/{ip}"), None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        check(&doc, "get", "/v1/portal/ip/{ip}", &reply);
+    }
+    let limited = server.get("/v1/portal/ip/8.8.8.8", None).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    check(&doc, "get", "/v1/portal/ip/{ip}", &limited);
+    let invalid = server.get("/v1/portal/ip/8.8.8", None).await;
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    check(&doc, "get", "/v1/portal/ip/{ip}", &invalid);
+    check(
+        &doc,
+        "get",
+        "/v1/portal/me",
+        &server.get("/v1/portal/me", None).await,
+    );
+
+    let body = json!({"ip": "123.202.30.78", "category": "port_scan", "comment": "x"});
+    assert_eq!(
+        server.post_json("/v1/ip/report", &key, &body).await.status,
+        201
+    );
+    let live = server.get("/v1/portal/threats/live", None).await;
+    check(&doc, "get", "/v1/portal/threats/live", &live);
+
+    let reports = server.get("/v1/reports", Some(&key)).await;
+    assert_eq!(reports.body["count"], 1, "{}", reports.body);
+    check(&doc, "get", "/v1/reports", &reports);
+    let bad_limit = server.get("/v1/reports?limit=x", Some(&key)).await;
+    check(&doc, "get", "/v1/reports", &bad_limit);
+
+    server.get("/v1/ip/8.8.8.8", Some(&key)).await;
+    let usage = server.get("/v1/usage", Some(&key)).await;
+    assert_eq!(usage.body["history"].as_array().unwrap().len(), 30);
+    check(&doc, "get", "/v1/usage", &usage);
+}
+
+#[tokio::test]
+async fn batch_bodies_match_the_documented_schemas() {
+    let (_dir, db) = temp_db();
+    let options = Options {
+        limits: PlanLimits {
+            free: 3,
+            ..PlanLimits::default()
+        },
+        ..Options::default()
+    };
+    let server = TestServer::start(&db, options).await;
+    let key = server.new_key().await;
+    let doc = document();
+    let path = "/v1/ip/batch";
+
+    let ips = json!({"ips": ["8.8.8.8", "10.1.2.3", "2606:4700::1", "nope"]});
+    let answered = server.post_json(path, &key, &ips).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    check(&doc, "post", path, &answered);
+    let empty = server.post_json(path, &key, &json!([])).await;
+    assert_eq!(empty.status, 422);
+    check(&doc, "post", path, &empty);
+    let ips: Vec<String> = (0..1001)
+        .map(|i| format!("9.9.{}.{}", i / 256, i % 256))
+        .collect();
+    let too_many = server.post_json(path, &key, &json!(ips)).await;
+    assert_eq!(too_many.status, 413);
+    check(&doc, "post", path, &too_many);
+    let refused = server.post_json(path, &key, &json!(["8.8.8.8"])).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    check(&doc, "post", path, &refused);
+    let unsupported = Reply::from(
+        server
+            .client
+            .post(server.url(path))
+            .header("X-API-Key", &key)
+            .header("Content-Type", "text/plain")
+            .body("8.8.8.8")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unsupported.status, 415);
+    check(&doc, "post", path, &unsupported);
 }

@@ -1,8 +1,9 @@
 //! UTC calendar days, the unit of usage accounting.
 
 use std::fmt;
+use std::str::FromStr;
 
-use time::Date;
+use time::{Date, Month};
 
 /// Seconds in a UTC day (leap seconds do not exist in Unix time).
 pub const SECS_PER_DAY: i64 = 86_400;
@@ -57,6 +58,43 @@ impl UtcDay {
     }
 }
 
+/// Text that is not a `YYYY-MM-DD` calendar date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a YYYY-MM-DD date")]
+pub struct BadDay(pub String);
+
+impl FromStr for UtcDay {
+    type Err = BadDay;
+
+    /// Parses the `YYYY-MM-DD` form that [`fmt::Display`] writes.
+    fn from_str(text: &str) -> Result<Self, BadDay> {
+        let bad = || BadDay(text.to_owned());
+        let mut parts = text.splitn(3, '-');
+        let mut field = |len: usize| {
+            parts
+                .next()
+                .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(bad)
+        };
+        let (year, month, day) = (field(4)?, field(2)?, field(2)?);
+        let month = u8::try_from(month)
+            .ok()
+            .and_then(|m| Month::try_from(m).ok())
+            .ok_or_else(bad)?;
+        let day = u8::try_from(day).map_err(|_| bad())?;
+        let date = Date::from_calendar_date(i32::from(year), month, day).map_err(|_| bad())?;
+        Ok(Self::from_days(
+            i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY,
+        ))
+    }
+}
+
+/// Serialises a day as its `YYYY-MM-DD` text.
+pub(crate) fn serialize_day<S: serde::Serializer>(day: &UtcDay, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(day)
+}
+
 impl fmt::Display for UtcDay {
     /// `YYYY-MM-DD`, the form stored in the `usage_daily.day` column.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -86,6 +124,24 @@ mod tests {
         assert_eq!(UtcDay::from_unix(1_791_244_799).to_string(), "2026-10-05");
         assert_eq!(UtcDay::from_unix(-5).to_string(), "1970-01-01");
         assert_eq!(UtcDay::from_days(i64::MAX).to_string(), "9999-12-31");
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        for unix in [0, 951_825_600, 1_791_244_799, 1_798_675_200] {
+            let day = UtcDay::from_unix(unix);
+            assert_eq!(day.to_string().parse::<UtcDay>(), Ok(day));
+        }
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-1-01",
+            "26-01-01",
+            "2026-01-01x",
+        ] {
+            assert!(bad.parse::<UtcDay>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod sqlite;
 mod store;
 
 pub use accounts::background::{FLUSH_INTERVAL, POLL_INTERVAL};
-pub use accounts::{Accounts, KeyHandle, Quota, UsageReport};
+pub use accounts::{Accounts, DayUsage, KeyHandle, Quota, UsageReport, HISTORY_DAYS};
 pub use day::{UtcDay, SECS_PER_DAY};
 pub use error::{AuthError, StoreError};
 pub use key::{KeyFormatError, KeyId, PresentedKey};

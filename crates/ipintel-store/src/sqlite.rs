@@ -200,6 +200,37 @@ impl Store for SqliteStore {
         to_u64(total, "usage_daily", "count")
     }
 
+    async fn usage_by_day(
+        &self,
+        id: &KeyId,
+        first: UtcDay,
+        last: UtcDay,
+    ) -> Result<Vec<(UtcDay, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT day, count FROM usage_daily \
+             WHERE key_id = ? AND day >= ? AND day <= ? ORDER BY day",
+        )
+        .bind(id.as_str())
+        .bind(first.to_string())
+        .bind(last.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("day")?;
+                let day = text
+                    .parse()
+                    .map_err(|err: crate::day::BadDay| StoreError::Corrupt {
+                        table: "usage_daily",
+                        column: "day",
+                        message: err.to_string(),
+                    })?;
+                let count = to_u64(row.try_get("count")?, "usage_daily", "count")?;
+                Ok((day, count))
+            })
+            .collect()
+    }
+
     async fn usage_for_day(&self, day: UtcDay) -> Result<Vec<(KeyId, u64)>, StoreError> {
         let rows = sqlx::query("SELECT key_id, count FROM usage_daily WHERE day = ?")
             .bind(day.to_string())
@@ -246,6 +277,14 @@ impl Store for SqliteStore {
 
     async fn reports_since(&self, since: i64) -> Result<Vec<StoredReport>, StoreError> {
         report_sql::since(&self.pool, since).await
+    }
+
+    async fn reports_by_key(
+        &self,
+        id: &KeyId,
+        limit: u32,
+    ) -> Result<Vec<StoredReport>, StoreError> {
+        report_sql::by_key(&self.pool, id, limit).await
     }
 }
 

@@ -188,6 +188,15 @@ pub trait Store: Send + Sync + 'static {
         last: UtcDay,
     ) -> Result<u64, StoreError>;
 
+    /// A key's count on each day of `first..=last` that has one, in day
+    /// order (days without usage are left out).
+    async fn usage_by_day(
+        &self,
+        id: &KeyId,
+        first: UtcDay,
+        last: UtcDay,
+    ) -> Result<Vec<(UtcDay, u64)>, StoreError>;
+
     /// Every key's count for `day` (keys without usage are left out).
     async fn usage_for_day(&self, day: UtcDay) -> Result<Vec<(KeyId, u64)>, StoreError>;
 
@@ -210,4 +219,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every report received at or after `since`, oldest first.
     async fn reports_since(&self, since: i64) -> Result<Vec<StoredReport>, StoreError>;
+
+    /// The latest `limit` reports filed with key `id`, newest first.
+    async fn reports_by_key(&self, id: &KeyId, limit: u32)
+        -> Result<Vec<StoredReport>, StoreError>;
 }

@@ -207,6 +207,33 @@ async fn usage_deltas_add_up_per_key_and_day() {
 }
 
 #[tokio::test]
+async fn usage_by_day_lists_one_keys_days_in_order_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&db_path(&dir)).await.unwrap();
+    let (_, a) = new_key(10);
+    let (_, b) = new_key(10);
+    store.insert_key(&a).await.unwrap();
+    store.insert_key(&b).await.unwrap();
+    let day = |n: i64| UtcDay::from_days(20_000 + n);
+    let deltas = [(&a, 5, 3), (&a, 1, 4), (&a, 9, 1), (&b, 2, 8), (&a, 0, 2)];
+    let deltas: Vec<UsageDelta> = deltas
+        .iter()
+        .map(|(key, n, count)| UsageDelta {
+            key: key.id.clone(),
+            day: day(*n),
+            count: *count,
+        })
+        .collect();
+    store.add_usage(&deltas).await.unwrap();
+
+    let listed = store.usage_by_day(&a.id, day(1), day(5)).await.unwrap();
+
+    assert_eq!(listed, vec![(day(1), 4), (day(5), 3)]);
+    let none = store.usage_by_day(&b.id, day(3), day(9)).await.unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
 async fn a_failed_usage_batch_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&db_path(&dir)).await.unwrap();

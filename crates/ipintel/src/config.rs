@@ -309,11 +309,13 @@ impl ReportConfig {
     }
 }
 
-/// Who may forward client addresses, and self-service key creation.
+/// Who may forward client addresses, self-service key creation and the
+/// keyless portal's allowance.
 #[derive(Debug, Clone)]
 pub struct AccessConfig {
     /// The HTTP layer's settings (`IPINTEL_TRUSTED_PROXIES`,
-    /// `IPINTEL_KEYS_PER_HOUR_PER_CLIENT`).
+    /// `IPINTEL_KEYS_PER_HOUR_PER_CLIENT`, `IPINTEL_PORTAL_PER_MINUTE`,
+    /// `IPINTEL_PORTAL_PER_DAY`).
     pub http: HttpConfig,
 }
 
@@ -334,10 +336,26 @@ impl AccessConfig {
                 problems,
             )
             .unwrap_or(defaults.keys_per_hour_per_client);
+        let portal_per_minute = env
+            .parse(
+                "IPINTEL_PORTAL_PER_MINUTE",
+                "a whole number of lookups",
+                problems,
+            )
+            .unwrap_or(defaults.portal_per_minute);
+        let portal_per_day = env
+            .parse(
+                "IPINTEL_PORTAL_PER_DAY",
+                "a whole number of lookups",
+                problems,
+            )
+            .unwrap_or(defaults.portal_per_day);
         Self {
             http: HttpConfig {
                 trusted_proxies,
                 keys_per_hour_per_client,
+                portal_per_minute,
+                portal_per_day,
             },
         }
     }
@@ -498,6 +516,8 @@ mod tests {
         assert_eq!(config.store.db, PathBuf::from("var/ipintel.db"));
         assert_eq!(config.plans.limits, PlanLimits::default());
         assert_eq!(config.access.http.keys_per_hour_per_client, 5);
+        assert_eq!(config.access.http.portal_per_minute, 30);
+        assert_eq!(config.access.http.portal_per_day, 300);
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.server.connections, ServeOptions::default());
     }
@@ -533,6 +553,8 @@ mod tests {
             ("IPINTEL_PLAN_FREE_DAILY", "250"),
             ("IPINTEL_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
             ("IPINTEL_KEYS_PER_HOUR_PER_CLIENT", "2"),
+            ("IPINTEL_PORTAL_PER_MINUTE", "12"),
+            ("IPINTEL_PORTAL_PER_DAY", "0"),
             ("IPINTEL_LOG_FORMAT", "JSON"),
         ]);
         let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
@@ -540,6 +562,8 @@ mod tests {
         assert_eq!(config.plans.limits.free, 250);
         assert_eq!(config.access.http.trusted_proxies.networks().len(), 2);
         assert_eq!(config.access.http.keys_per_hour_per_client, 2);
+        assert_eq!(config.access.http.portal_per_minute, 12);
+        assert_eq!(config.access.http.portal_per_day, 0);
         assert_eq!(config.log.format, LogFormat::Json);
     }
 

@@ -3,6 +3,8 @@
 
 mod config;
 mod data_cmd;
+mod enrich;
+mod export;
 mod keys;
 mod logging;
 mod lookup;
@@ -50,8 +52,25 @@ enum Command {
     Serve(ServeArgs),
     /// Create, list and revoke API keys.
     Keys(KeysArgs),
-    /// Print the JSON record of addresses from the local data.
+    /// Print the record of addresses from the local data (JSON or a table).
     Lookup(LookupArgs),
+    /// Add intel to access logs (nginx/Apache combined, JSON lines, CSV).
+    ///
+    /// Reads FILE (or standard input) and writes each record to standard
+    /// output with the intel of its client address added: JSON lines get an
+    /// `ipintel` object, CSV rows `ipintel_*` columns. Lines not in the
+    /// format are kept without intel, or left out with `--unparsable skip`.
+    /// A summary (lines, enriched, invalid addresses, lines without an
+    /// address, unparsable lines, time, lines/s) goes to standard error,
+    /// with a progress bar while reading a file on a terminal.
+    Enrich(EnrichArgs),
+    /// Write the local data as a MaxMind DB file (`--mmdb FILE`).
+    ///
+    /// Every range gets what a lookup answers: geo (country, region, city,
+    /// coordinates, time zone), network (ASN, ISP, organisation, connection
+    /// type), flags and threat (score, level, reasons). IPv4 lives at
+    /// ::/96 and ::ffff:0:0/96 of an IPv6 tree, as MaxMind readers expect.
+    Export(ExportArgs),
     /// Manage the IP data: `ipintel data update` downloads the due feeds.
     Data(DataArgs),
 }
@@ -160,6 +179,49 @@ struct LookupArgs {
     /// Addresses to look up.
     #[arg(required = true, value_name = "ADDR")]
     addrs: Vec<String>,
+    /// Output: the API's JSON record per line, or an aligned table.
+    #[arg(long, value_enum, default_value = "json")]
+    format: lookup::LookupFormat,
+    /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct EnrichArgs {
+    /// The log to read; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Input format; `auto` looks at the first line.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: enrich::InputFormat,
+    /// JSON member holding the address [default: the first of ip, remote_addr,
+    /// client_ip, clientip, src_ip, source_ip, addr, address in the first line].
+    #[arg(long, value_name = "NAME")]
+    field: Option<String>,
+    /// CSV column holding the address [default: the first header of those
+    /// names, in any case].
+    #[arg(long, value_name = "NAME")]
+    column: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    output: enrich::OutputFormat,
+    /// Lines not in the input format: kept without intel, or skipped.
+    #[arg(long, value_enum, default_value = "keep")]
+    unparsable: enrich::Unparsable,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The MaxMind DB file to write (replaced atomically).
+    #[arg(long, value_name = "FILE", required = true)]
+    mmdb: PathBuf,
     /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -216,13 +278,34 @@ fn main() -> ExitCode {
             )
         }
         Command::Lookup(args) => {
-            let addrs = args.addrs;
+            let (addrs, format) = (args.addrs, args.format);
             start(
                 LookupConfig::load(&env, args.data_dir),
                 |c| &c.log,
-                |config| async move { lookup::run(config, &addrs).await },
+                |config| async move { lookup::run(config, &addrs, format).await },
             )
         }
+        Command::Enrich(args) => {
+            let options = enrich::EnrichOptions {
+                input: args.input,
+                format: args.format,
+                field: args.field,
+                column: args.column,
+                output: args.output,
+                unparsable: args.unparsable,
+                quiet: args.quiet,
+            };
+            start(
+                LookupConfig::load(&env, args.data_dir),
+                |c| &c.log,
+                |config| enrich::run(config, options),
+            )
+        }
+        Command::Export(args) => start(
+            LookupConfig::load(&env, args.data_dir),
+            |c| &c.log,
+            |config| export::run(config, args.mmdb),
+        ),
     }
 }
 

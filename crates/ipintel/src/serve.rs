@@ -55,6 +55,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         AppState::new(snapshot, Arc::clone(&accounts), config.access.http).with_report_desk(desk);
     let state = crate::reload::attach(state, &config.data, &sources);
     crate::reload::spawn_triggers(&state, &config.data, shutdown.clone());
+    if !ipintel_http::web_interface_built() {
+        tracing::warn!(
+            "the web interface is not in this binary (web/dist was missing when it was \
+             built): run scripts/build_web.sh, then build again"
+        );
+    }
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let options = config.server.connections;
     serve_until_drained(listener, state, options, &shutdown).await?;

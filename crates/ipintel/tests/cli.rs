@@ -211,6 +211,41 @@ fn lookup_reports_invalid_addresses() {
 }
 
 #[test]
+fn lookup_prints_an_aligned_table() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_data_dir(dir.path());
+    let out = ipintel(&dir.path().join("x.db"))
+        .env("IPINTEL_DATA_DIR", dir.path())
+        .args(["lookup", "--format", "table", "8.8.8.8", "10.1.1.1"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{text}");
+    let google = blocks[0];
+    assert!(google.starts_with("8.8.8.8 (IPv4)\n"), "{google}");
+    for row in [
+        "  country       US (United States)",
+        "  city          Mountain View",
+        "  coordinates   37.422, -122.085",
+        "  time zone     America/Los_Angeles",
+        "  ASN           AS15169",
+        "  ISP           Google LLC",
+        "  threat        clean (0/100)",
+        "  flags         none",
+        "  reserved      -",
+    ] {
+        assert!(google.lines().any(|l| l == row), "{row:?} in\n{google}");
+    }
+    for line in google.lines().skip(1) {
+        let bytes = line.as_bytes();
+        let aligned = bytes.len() > 16 && bytes[15] == b' ' && bytes[16] != b' ';
+        assert!(aligned, "value not at column 16: {line:?}");
+    }
+    assert!(blocks[1].contains("  reserved      Private-Use (10.0.0.0/8, RFC 1918)"));
+}
+
+#[test]
 fn missing_data_dir_fails_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     ipintel(&dir.path().join("x.db"))

@@ -27,7 +27,8 @@ use crate::state::AppState;
     operation_id = "usage",
     summary = "Usage and quota of the presented key",
     description = "Lookups counted today (UTC) and this month, the daily limit and \
-        when it resets. Does not count as a lookup.",
+        when it resets, and the lookups of each of the last 30 UTC days (today last, \
+        days without lookups as 0). Does not count as a lookup.",
     responses(
         (status = 200, description = "Usage report", body = UsageReport),
         (status = 401, description = "`missing_api_key` or `invalid_api_key`", body = ErrorEnvelope),

@@ -16,7 +16,7 @@ use crate::openapi::schemas::{self, ErrorEnvelope, GeoView, ThreatView};
 use crate::reply;
 use crate::state::AppState;
 
-type IpPath = Result<Path<String>, PathRejection>;
+pub(crate) type IpPath = Result<Path<String>, PathRejection>;
 
 /// Parses the address (invalid input is refused before and without
 /// counting), then counts one lookup against the key's daily quota.
@@ -31,7 +31,7 @@ fn admit(state: &AppState, key: &KeyHandle, path: IpPath) -> Result<IpAddr, ApiE
 ///
 /// The router has already percent-decoded the segment once, so
 /// `2606%3A4700%3A%3A1111` and `2606:4700::1111` arrive as the same text.
-fn parse_path(path: IpPath) -> Result<IpAddr, ApiError> {
+pub(crate) fn parse_path(path: IpPath) -> Result<IpAddr, ApiError> {
     let Path(text) = path.map_err(|rejection| {
         tracing::debug!(%rejection, "address path segment rejected");
         ApiError::InvalidIp("the path segment is not valid percent-encoded UTF-8".into())
@@ -76,7 +76,7 @@ pub(crate) async fn full(
 /// Looks `ip` up and hands the record, with its abuse reports overlaid if
 /// there are any, to `respond`. One probe of the report index; none at
 /// all while it is empty.
-fn with_reports(
+pub(crate) fn with_reports(
     state: &AppState,
     ip: IpAddr,
     respond: impl Fn(&IpRecord<'_>) -> Response,

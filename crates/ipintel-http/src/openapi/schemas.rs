@@ -46,6 +46,7 @@ pub(crate) enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     RateLimited,
+    PortalRateLimited,
     StoreUnavailable,
     NotReady,
     Internal,
@@ -53,6 +54,7 @@ pub(crate) enum ErrorCode {
     UnsupportedMediaType,
     DuplicateReport,
     ReportQuotaExceeded,
+    BatchTooLarge,
 }
 
 /// Everything known about one address.
@@ -74,6 +76,35 @@ pub(crate) struct IpRecord {
     threat: Threat,
     flags: Flags,
     flag_details: FlagDetails,
+}
+
+/// The body of `POST /v1/ip/batch`; a bare JSON array of the same
+/// strings is accepted too.
+#[derive(ToSchema)]
+pub(crate) struct BatchRequest {
+    /// Addresses (canonical IPv4 or IPv6 text), 1 to 1,000 entries.
+    #[schema(min_items = 1, max_items = 1000, example = json!(["8.8.8.8", "2606:4700:4700::1111"]))]
+    ips: Vec<String>,
+}
+
+/// The answer of `POST /v1/ip/batch`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchReply {
+    /// Distinct entries (keys of `results`).
+    count: u32,
+    /// Lookups counted against the key's quota: the distinct valid entries.
+    counted: u32,
+    /// Each distinct input string, exactly as sent, to its result.
+    results: std::collections::HashMap<String, BatchResult>,
+}
+
+/// The result of one entry: the record, or the error a single lookup gives.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub(crate) enum BatchResult {
+    Record(Box<IpRecord>),
+    Error(ErrorEnvelope),
 }
 
 /// The location view: `GET /v1/ip/{ip}/geo`.
@@ -372,6 +403,20 @@ pub(crate) struct UsageReport {
     this_month: u64,
     /// Unix seconds of the next 00:00 UTC, when `today` resets.
     reset_unix: i64,
+    /// Lookups on each of the last 30 UTC days, oldest first, today last
+    /// (days without lookups count 0).
+    #[schema(min_items = 30, max_items = 30)]
+    history: Vec<DayUsage>,
+}
+
+/// Lookups of one key on one UTC day.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DayUsage {
+    /// The UTC day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    day: String,
+    lookups: u64,
 }
 
 /// `GET /v1/ip/country/{cc}`: figures precomputed from the loaded data.

@@ -67,6 +67,22 @@ pub struct UsageReport {
     pub this_month: u64,
     /// Unix time of the next 00:00 UTC, when the daily quota resets.
     pub reset_unix: i64,
+    /// Lookups on each of the last [`HISTORY_DAYS`] UTC days, oldest
+    /// first, today last; days without lookups count 0.
+    pub history: Vec<DayUsage>,
+}
+
+/// Days listed in [`UsageReport::history`], today included.
+pub const HISTORY_DAYS: i64 = 30;
+
+/// Lookups of one key on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DayUsage {
+    /// The day, written `YYYY-MM-DD`.
+    #[serde(serialize_with = "crate::day::serialize_day")]
+    pub day: UtcDay,
+    /// Lookups counted that day.
+    pub lookups: u64,
 }
 
 /// An authenticated key, cheap to clone. Plan and limit are read live, so
@@ -294,18 +310,36 @@ impl Accounts {
         quota(key.entry.daily_limit(), key.entry.used_on(day), day)
     }
 
-    /// Usage of `key` today and this month (UTC, from `now_unix`): the
-    /// store's totals plus counts not yet written.
+    /// Usage of `key` today, this month and on each of the last
+    /// [`HISTORY_DAYS`] days (UTC, from `now_unix`): the store's totals
+    /// plus counts not yet written.
     pub async fn usage(&self, key: &KeyHandle, now_unix: i64) -> Result<UsageReport, StoreError> {
         let entry = &key.entry;
         let day = UtcDay::from_unix(now_unix);
         let (first, last) = day.month_bounds();
+        let oldest = UtcDay::from_days(day.days() - (HISTORY_DAYS - 1));
         // No deltas are in flight while this is held, so each count is
         // either in the store or in memory, never in both or neither.
         let _flushing = self.flush_lock.lock().await;
         let stored = self.store.usage_between(&entry.id, first, last).await?;
+        let stored_days = self.store.usage_by_day(&entry.id, oldest, day).await?;
         let unwritten =
             entry.pending_between(first, last) + self.retry_between(&entry.id, first, last);
+        let history = (oldest.days()..=day.days())
+            .map(UtcDay::from_days)
+            .map(|d| {
+                let written = stored_days
+                    .iter()
+                    .find(|(stored_day, _)| *stored_day == d)
+                    .map_or(0, |(_, count)| *count);
+                let lookups = if d == day {
+                    entry.used_on(day)
+                } else {
+                    written + entry.pending_between(d, d) + self.retry_between(&entry.id, d, d)
+                };
+                DayUsage { day: d, lookups }
+            })
+            .collect();
         Ok(UsageReport {
             key_id: entry.id.clone(),
             plan: key.plan(),
@@ -313,6 +347,7 @@ impl Accounts {
             today: entry.used_on(day),
             this_month: stored + unwritten,
             reset_unix: day.next_start_unix(),
+            history,
         })
     }
 

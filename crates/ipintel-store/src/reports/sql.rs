@@ -8,6 +8,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::NetKey;
 use crate::day::UtcDay;
+use crate::key::KeyId;
 use crate::plan::Plan;
 use crate::sqlite::{parse_key_id, to_u64};
 use crate::store::{NewReport, ReportInsert, ReportRules, StoredReport};
@@ -95,6 +96,21 @@ pub(crate) async fn since(pool: &SqlitePool, since: i64) -> Result<Vec<StoredRep
     let sql = format!("SELECT {COLUMNS} FROM reports WHERE received_at >= ? ORDER BY id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(since)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The latest `limit` reports of key `id`, newest first (read-only).
+pub(crate) async fn by_key(
+    pool: &SqlitePool,
+    id: &KeyId,
+    limit: u32,
+) -> Result<Vec<StoredReport>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM reports WHERE key_id = ? ORDER BY id DESC LIMIT ?");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_str())
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
     rows.iter().map(from_row).collect()

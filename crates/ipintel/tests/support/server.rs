@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// Every setting the binary reads from the environment; tests clear them so
 /// that nothing leaks in from the caller's shell.
-pub const SETTINGS: [&str; 17] = [
+pub const SETTINGS: [&str; 19] = [
     "IPINTEL_BIND",
     "IPINTEL_HEADER_TIMEOUT_SECS",
     "IPINTEL_MAX_CONNECTIONS",
@@ -27,6 +27,8 @@ pub const SETTINGS: [&str; 17] = [
     "IPINTEL_PLAN_ENTERPRISE_DAILY",
     "IPINTEL_PLAN_CUSTOM_DAILY",
     "IPINTEL_KEYS_PER_HOUR_PER_CLIENT",
+    "IPINTEL_PORTAL_PER_MINUTE",
+    "IPINTEL_PORTAL_PER_DAY",
     "IPINTEL_LOG_FORMAT",
     "IPINTEL_SOURCES",
     "IPINTEL_DATA_REFRESH_SECS",

