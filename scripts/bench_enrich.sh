@@ -31,8 +31,8 @@ done
 
 scripts/fetch_data.py
 cargo build --profile "$profile" --locked -p ipintel
-bin=target/$profile/ipintel
-[ "$profile" = dev ] && bin=target/debug/ipintel
+bin=${CARGO_TARGET_DIR:-target}/$profile/ipintel
+[ "$profile" = dev ] && bin=${CARGO_TARGET_DIR:-target}/debug/ipintel
 
 venv=target/bench-venv
 if [ ! -x "$venv/bin/python" ]; then

@@ -28,7 +28,7 @@ fi
 
 scripts/fetch_data.py
 cargo build --release --locked -p ipintel
-bin=target/release/ipintel
+bin=${CARGO_TARGET_DIR:-target}/release/ipintel
 
 work=$(mktemp -d)
 server_pid=
@@ -50,21 +50,7 @@ for _ in $(seq 1 300); do
   sleep 0.5
 done
 
-python3 - "$work/addrs.lua" "$key" <<'PY'
-import ipaddress, random, sys
-rng = random.Random(20261204)
-out = []
-while len(out) < 20000:
-    if rng.random() < 0.8:
-        ip = ipaddress.IPv4Address(rng.getrandbits(32))
-    else:
-        ip = ipaddress.IPv6Address((0x2 << 124) | rng.getrandbits(125) & ((1 << 125) - 1))
-    if ip.is_global:
-        out.append(str(ip))
-with open(sys.argv[1], "w") as f:
-    f.write("addrs = {" + ",".join(f'"{a}"' for a in out) + "}\n")
-    f.write(f'key = "{sys.argv[2]}"\n')
-PY
+python3 scripts/random_addrs.py "$work/addrs.lua" "$key"
 
 cat > "$work/load.lua" <<LUA
 dofile("$work/addrs.lua")

@@ -49,5 +49,5 @@ if [ ! -x "$chromium" ]; then
   apt-get install -y -qq chromium >/dev/null 2>&1 ||
     { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
-IPINTEL_BIN="$PWD/target/ci/ipintel" IPINTEL_CHROMIUM="$chromium" \
+IPINTEL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/ipintel" IPINTEL_CHROMIUM="$chromium" \
   timeout 900 node --test --test-concurrency=1 --test-timeout=300000 web/e2e/

