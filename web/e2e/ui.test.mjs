@@ -161,6 +161,11 @@ describe("portal", () => {
     assert.match(words, /private address/);
     assert.match(words, /10\.0\.0\.0\/8, defined in RFC 1918/);
     assert.equal(await article.locator(".panels").count(), 0, "no empty panels");
+    assert.equal(
+      await article.locator(".report-head .badge").count(),
+      0,
+      "a reserved address has no threat score, so no badge",
+    );
   });
 
   test("says in words that an invalid address is invalid", async () => {

@@ -80,7 +80,8 @@ function problem(response: Response, body: Envelope): ApiProblem {
 /** "in about 3 minutes", "in about 5 hours". */
 export function waitWords(seconds: number | null): string {
   if (seconds === null) return "later";
-  if (seconds < 90) return `in about ${Math.max(1, Math.round(seconds))} seconds`;
+  if (seconds < 1.5) return "in about a second";
+  if (seconds < 90) return `in about ${Math.round(seconds)} seconds`;
   if (seconds < 90 * 60) return `in about ${Math.round(seconds / 60)} minutes`;
   return `in about ${Math.round(seconds / 3600)} hours`;
 }

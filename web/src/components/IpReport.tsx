@@ -35,7 +35,7 @@ export function IpReport({ record, links = false }: { record: IpRecord; links?: 
             {geo.network ? ` · in ${geo.network}` : ""}
           </p>
         </div>
-        <ThreatBadge level={threat.level} score={threat.score} />
+        {!record.reserved && <ThreatBadge level={threat.level} score={threat.score} />}
       </header>
 
       {record.reserved && (

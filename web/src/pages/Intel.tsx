@@ -204,7 +204,7 @@ function ReportsPanel({ reports }: { reports: AreaReports }) {
               ) : (
                 "Unknown network"
               )}{" "}
-              {n.name} <span class="muted">· {n.reports} reports</span>
+              {n.name} <span class="muted">· {n.reports} {n.reports === 1 ? "report" : "reports"}</span>
             </li>
           ))}
         </ol>

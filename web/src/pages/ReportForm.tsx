@@ -43,8 +43,9 @@ export function ReportForm({
         ip: ip.trim(),
         category: chosen,
         severity,
-        confidence: Number(confidence),
       };
+      // Left empty, the service's default confidence applies.
+      if (confidence.trim()) body.confidence = Number(confidence);
       if (comment.trim()) body.comment = comment.trim();
       const stored = await api.report(apiKey, body);
       setReceipt(stored);
