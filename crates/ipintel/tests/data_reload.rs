@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use server::{Server, SETTINGS};
+use server::{create_key, Server, SETTINGS};
 
 /// A loopback HTTP server for one feed, with ETags and 304 answers.
 struct Feed {
@@ -93,22 +93,6 @@ fn answer(conn: TcpStream, body: &Mutex<(u64, String)>) {
         )
     };
     let _ = conn.write_all(reply.as_bytes());
-}
-
-fn create_key(db: &Path) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
-    for name in SETTINGS {
-        cmd.env_remove(name);
-    }
-    let output = cmd
-        .env("IPINTEL_DB", db)
-        .env("RUST_LOG", "warn")
-        .args(["keys", "create", "--plan", "enterprise", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    created["key"].as_str().unwrap().to_owned()
 }
 
 /// Filler so that the feed has the same size in every version (the shrink
@@ -234,7 +218,7 @@ fn feed_changes_reach_the_running_service_and_a_bad_feed_changes_nothing() {
         "weights = { blocklist = { weight = 70, confidence = 0.8 } }\n",
     );
     let db = dir.path().join("keys.db");
-    let key = create_key(&db);
+    let key = create_key(&db, &["--plan", "enterprise"]);
     let token = "test-admin-token-1234";
     let server = Server::start(
         &data,

@@ -5,30 +5,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::server::{Server, SETTINGS};
+use support::server::{create_key, Server};
 use support::tiny_data_dir;
-
-/// Creates a key with the CLI on `db`; returns the full key text.
-fn create_key(db: &Path) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
-    for name in SETTINGS {
-        cmd.env_remove(name);
-    }
-    let output = cmd
-        .env("IPINTEL_DB", db)
-        .env("RUST_LOG", "warn")
-        .args(["keys", "create", "--label", "reporter", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    created["key"].as_str().unwrap().to_owned()
-}
 
 /// Posts a form report and reads the response head and body.
 fn post_report(addr: &str, key: &str, form: &str) -> String {
@@ -55,7 +35,7 @@ fn an_acknowledged_report_survives_kill_9() {
     let db = dir.path().join("state").join("ipintel.db");
     tiny_data_dir(&data);
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let key = create_key(&db);
+    let key = create_key(&db, &["--label", "reporter"]);
 
     let mut server = Server::start(&data, &db, &[]);
     let form = "ip=8.8.8.8&category=22%2C14&severity=high&comment=sshd";

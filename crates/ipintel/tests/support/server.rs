@@ -37,6 +37,25 @@ pub const SETTINGS: [&str; 19] = [
     "IPINTEL_UNUSED",
 ];
 
+/// Creates a key with the CLI on `db` (`extra` adds flags such as
+/// `--plan enterprise`); returns the full key text.
+pub fn create_key(db: &Path, extra: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
+    for name in SETTINGS {
+        cmd.env_remove(name);
+    }
+    let output = cmd
+        .env("IPINTEL_DB", db)
+        .env("RUST_LOG", "warn")
+        .args(["keys", "create", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    created["key"].as_str().unwrap().to_owned()
+}
+
 /// A running server, killed and reaped if a test ends without stopping it.
 pub struct Server {
     pub child: Child,
