@@ -48,8 +48,9 @@ pub struct AppState {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Keys, plans and usage metering.
     pub accounts: Arc<Accounts>,
-    /// HTTP settings.
-    pub config: HttpConfig,
+    /// HTTP settings (behind an `Arc`: the state is cloned per request, and
+    /// the trusted-proxy list would otherwise be copied each time).
+    pub config: Arc<HttpConfig>,
     /// Abuse reports in memory (the index of `report_desk`).
     pub reports: Arc<ReportIndex>,
     /// Stores and indexes new abuse reports.
@@ -92,7 +93,7 @@ impl AppState {
             reports: Arc::clone(report_desk.index()),
             report_desk,
             accounts,
-            config,
+            config: Arc::new(config),
             metrics: Arc::new(Metrics::new(&crate::routes::route_paths())),
             data_status: Arc::new(ArcSwap::from_pointee(ipintel_data::DataStatus::default())),
             reloader: None,
