@@ -8,21 +8,25 @@
 # data written as a GeoLite2-ASN-layout MaxMind DB (the packaged AS data is
 # CSV). ipintel answers `GET /v1/ip/{ip}` with a key whose limit is not
 # reached. Both get the same load: wrk, the same seeded random public
-# addresses (80 % IPv4), the same threads, connections and duration, one
-# after the other. Neither writes an access log. Prints both figures and
+# addresses (80 % IPv4), the same threads, connections and duration, in
+# turn, for several rounds (nginx, ipintel, nginx, ipintel, ...). Neither
+# writes an access log. Prints each round, the median of each server's
+# throughput and p99 over the rounds, the CPU time each server spent per
+# request (user + system, from /proc; wrk's own CPU is not counted), and
 # the ratios.
 #
-#   scripts/bench_peer.sh [--duration 10s] [--connections 64] [--threads 2]
+#   scripts/bench_peer.sh [--duration 10s] [--connections 64] [--threads 2] [--rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s connections=64 threads=2
+duration=10s connections=64 threads=2 rounds=3
 peer_port=${IPINTEL_PEER_PORT:-18081} port=${IPINTEL_LOAD_PORT:-18080}
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
 done
@@ -137,19 +141,62 @@ LUA
 script /ip/ nil >"$work/peer.lua"
 script /v1/ip/ "{ [\"X-API-Key\"] = \"$key\" }" >"$work/ipintel.lua"
 
-run() {
-  timeout 300 wrk -t"$threads" -c"$connections" -d"$duration" -s "$1" "$2" | tail -n 1
+# CPU time (user + system, in clock ticks) of the processes in "$@".
+cpu_ticks() {
+  local total=0 pid fields
+  for pid in "$@"; do
+    read -ra fields <"/proc/$pid/stat"
+    fields=("${fields[@]:2}") # after pid and (comm); comm has no spaces here
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
 }
-echo "wrk -t$threads -c$connections -d$duration, 20,000 seeded addresses, one after the other" >&2
-read -r peer_rps peer_p50 peer_p99 peer_n peer_err < <(run "$work/peer.lua" "http://127.0.0.1:$peer_port")
-read -r ip_rps ip_p50 ip_p99 ip_n ip_err < <(run "$work/ipintel.lua" "http://127.0.0.1:$port")
+nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")"; cat "$work/nginx.pid"; }
 
-printf '%-28s %10s %9s %9s %10s %7s\n' server req/s p50_ms p99_ms requests errors
-printf '%-28s %10s %9s %9s %10s %7s\n' "nginx + geoip2 (geo, AS)" "$peer_rps" "$peer_p50" "$peer_p99" "$peer_n" "$peer_err"
-printf '%-28s %10s %9s %9s %10s %7s\n' "ipintel (full record)" "$ip_rps" "$ip_p50" "$ip_p99" "$ip_n" "$ip_err"
-python3 - "$ip_rps" "$peer_rps" "$ip_p99" "$peer_p99" <<'PY'
+# One bounded wrk run of script $1 against $2 while measuring the CPU of
+# the processes $3...: "req/s p50 p99 requests errors cpu_us_per_request".
+run() {
+  local lua=$1 url=$2; shift 2
+  local before after line
+  before=$(cpu_ticks "$@")
+  line=$(timeout 300 wrk -t"$threads" -c"$connections" -d"$duration" -s "$lua" "$url" | tail -n 1)
+  after=$(cpu_ticks "$@")
+  python3 - "$line" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import sys
-ip, peer, ip99, peer99 = map(float, sys.argv[1:])
-print(f"throughput ratio ipintel/nginx: {ip / peer:.2f} (target >= 1.00)")
-print(f"p99 ratio ipintel/nginx: {ip99 / peer99:.2f} (target <= 1.00)")
+line, before, after, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rps, p50, p99, n, errors = line.split()
+cpu_us = (after - before) / tck * 1e6 / max(int(n), 1)
+print(f"{rps} {p50} {p99} {n} {errors} {cpu_us:.1f}")
+PY
+}
+echo "wrk -t$threads -c$connections -d$duration, 20,000 seeded addresses, $rounds rounds in turn" >&2
+printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' round server req/s p50_ms p99_ms requests errors cpu_us/req
+results=$work/results
+for round in $(seq 1 "$rounds"); do
+  mapfile -t pids < <(nginx_pids)
+  read -r rps p50 p99 n err cpu < <(run "$work/peer.lua" "http://127.0.0.1:$peer_port" "${pids[@]}")
+  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' "$round" "nginx + geoip2 (geo, AS)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu"
+  echo "nginx $rps $p99 $err $cpu" >>"$results"
+  read -r rps p50 p99 n err cpu < <(run "$work/ipintel.lua" "http://127.0.0.1:$port" "$server_pid")
+  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' "$round" "ipintel (full record)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu"
+  echo "ipintel $rps $p99 $err $cpu" >>"$results"
+done
+
+python3 - "$results" <<'PY'
+import statistics
+import sys
+
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99, errors, cpu = line.split()
+    rows.setdefault(name, []).append((float(rps), float(p99), int(errors), float(cpu)))
+med = {name: [statistics.median(col) for col in zip(*runs)] for name, runs in rows.items()}
+(n_rps, n_p99, _, n_cpu), (i_rps, i_p99, _, i_cpu) = med["nginx"], med["ipintel"]
+errors = sum(r[2] for runs in rows.values() for r in runs)
+print(f"median nginx:   {n_rps:.0f} req/s, p99 {n_p99:.3f} ms, {n_cpu:.1f} us CPU per request")
+print(f"median ipintel: {i_rps:.0f} req/s, p99 {i_p99:.3f} ms, {i_cpu:.1f} us CPU per request")
+print(f"throughput ratio ipintel/nginx: {i_rps / n_rps:.2f} (target >= 1.00)")
+print(f"p99 ratio ipintel/nginx: {i_p99 / n_p99:.2f} (target <= 1.00)")
+print(f"CPU per request ratio ipintel/nginx: {i_cpu / n_cpu:.2f}")
+print(f"errors (connect, read, write, status, timeout) in all runs: {errors}")
 PY

@@ -19,29 +19,24 @@ pub(crate) async fn access_log(
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
 
     let response = next.run(request).await;
 
     let elapsed = started.elapsed();
+    let route = route.as_ref().map(MatchedPath::as_str);
     state
         .metrics
-        .request(route.as_deref(), response.status().as_u16(), elapsed);
+        .request(route, response.status().as_u16(), elapsed);
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    let key_id = response
-        .extensions()
-        .get::<KeyTag>()
-        .map(|tag| tag.0.as_str());
+    let key_id = response.extensions().get::<KeyTag>().map(|tag| tag.0.id());
     tracing::info!(
         target: "ipintel::access",
         method = %method,
-        route = route.as_deref().unwrap_or("-"),
+        route = route.unwrap_or("-"),
         status = response.status().as_u16(),
         duration_us,
-        key_id = key_id.unwrap_or("-"),
+        key_id = key_id.map_or("-", |id| id.as_str()),
         "request"
     );
     response

@@ -16,24 +16,37 @@ static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// The id of the key a request was made with, put on the response for the
-/// access log. Never the secret.
+/// The key a request was made with, put on the response for the access
+/// log, which writes its id (never the secret).
 #[derive(Debug, Clone)]
-pub(crate) struct KeyTag(pub(crate) String);
+pub(crate) struct KeyTag(pub(crate) KeyHandle);
 
 /// The key text presented in `X-API-Key` or `Authorization: Bearer`.
 ///
 /// `X-API-Key` wins when both are sent. A header that is not valid text,
 /// or an `Authorization` header of another scheme, is an invalid key.
 pub(crate) fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    fn text(value: &HeaderValue) -> Result<&str, ApiError> {
+        value.to_str().map_err(|_| ApiError::InvalidApiKey)
+    }
     if let Some(value) = headers.get(&X_API_KEY) {
-        let text = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
+        return key_from(Some(text(value)?), None);
+    }
+    let authorization = headers.get(AUTHORIZATION).map(text).transpose()?;
+    key_from(None, authorization)
+}
+
+/// [`presented_key`] from the text of the two headers, when present.
+pub(crate) fn key_from<'a>(
+    x_api_key: Option<&'a str>,
+    authorization: Option<&'a str>,
+) -> Result<&'a str, ApiError> {
+    if let Some(text) = x_api_key {
         return Ok(text.trim());
     }
-    let Some(value) = headers.get(AUTHORIZATION) else {
+    let Some(text) = authorization else {
         return Err(ApiError::MissingApiKey);
     };
-    let text = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
     let (scheme, token) = text.trim().split_once(' ').ok_or(ApiError::InvalidApiKey)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::InvalidApiKey);
@@ -59,9 +72,7 @@ pub(crate) async fn require_key(
 
     let quota = state.accounts.quota(&handle, now_unix());
     set_rate_limit_headers(response.headers_mut(), &quota);
-    response
-        .extensions_mut()
-        .insert(KeyTag(handle.id().to_string()));
+    response.extensions_mut().insert(KeyTag(handle));
     response
 }
 

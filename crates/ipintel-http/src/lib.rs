@@ -18,6 +18,7 @@ mod auth;
 mod client;
 mod clock;
 mod error;
+mod fast_path;
 mod handlers;
 mod limiter;
 mod metrics;
@@ -40,7 +41,7 @@ pub use reload::{
 };
 pub use routes::{router, routes};
 pub use server::ServeOptions;
-pub use state::{AppState, HttpConfig};
+pub use state::{AppState, HttpConfig, StateParts};
 pub use ui::is_built as web_interface_built;
 
 use tokio::net::TcpListener;
@@ -78,6 +79,5 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    server::run(listener, router(state), options, shutdown).await;
-    Ok(())
+    server::run(listener, state, options, shutdown).await
 }

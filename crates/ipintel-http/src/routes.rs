@@ -123,17 +123,21 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Logs a handler panic once and answers with the generic 500 envelope.
 fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
-    let cause = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-text panic payload".to_owned());
-    tracing::error!(panic = %cause, "request handler panicked");
+    tracing::error!(panic = %panic_cause(payload.as_ref()), "request handler panicked");
     envelope_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "internal error",
     )
+}
+
+/// The message of a panic, when it has one.
+pub(crate) fn panic_cause(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-text panic payload")
 }
 
 #[cfg(test)]

@@ -10,22 +10,30 @@
 //! half-way through sending its next request (hyper counts it as idle too).
 
 use std::convert::Infallible;
+use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
+
+use crate::fast_path::{self, Outcome};
+use crate::state::AppState;
 
 /// Connection settings of [`serve_with`](crate::serve_with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +47,9 @@ pub struct ServeOptions {
     /// Most connections served at once; further ones wait in the listen
     /// backlog until one closes.
     pub max_connections: usize,
+    /// Threads serving connections, each running a single-threaded runtime
+    /// (at least 1).
+    pub workers: usize,
 }
 
 impl ServeOptions {
@@ -53,34 +64,97 @@ impl Default for ServeOptions {
         Self {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         }
     }
 }
 
 /// Accepts until `shutdown`, then waits for the connections' requests in
 /// flight (see the module comment for which connections are dropped).
+///
+/// Connections are served on [`ServeOptions::workers`] threads, each with a
+/// single-threaded runtime of its own that accepts from the shared listening
+/// socket: a connection stays on the thread that accepted it, so its
+/// requests never wake another core, and the hot counters are not handed
+/// between runtime workers. The returned future only waits for the threads.
 pub(crate) async fn run(
     listener: TcpListener,
-    router: Router,
+    state: AppState,
     options: ServeOptions,
     shutdown: CancellationToken,
-) {
-    let builder = Arc::new(http_builder(options.header_timeout));
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let tracker = TaskTracker::new();
-    while let Some((stream, peer, permit)) = accept(&listener, &slots, &shutdown).await {
-        let connection = Connection {
-            builder: Arc::clone(&builder),
-            router: router.clone(),
-            header_timeout: options.header_timeout,
-            shutdown: shutdown.clone(),
-            _permit: permit,
-        };
-        tracker.spawn(connection.serve(stream, peer));
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let router = crate::routes::router(state.clone());
+    let shared = Arc::new(Shared {
+        state,
+        builder: http_builder(options.header_timeout),
+        slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
+        header_timeout: options.header_timeout,
+        shutdown,
+    });
+    let mut finished = Vec::new();
+    for index in 0..options.workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (done, wait) = oneshot::channel::<()>();
+        let shared = Arc::clone(&shared);
+        let router = router.clone();
+        std::thread::Builder::new()
+            .name(format!("ipintel-http-{index}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(shared.accept_loop(listener, router)),
+                    Err(err) => tracing::error!(error = %err, "cannot start an HTTP worker"),
+                }
+                drop(done);
+            })?;
+        finished.push(wait);
     }
     drop(listener);
-    tracker.close();
-    tracker.wait().await;
+    for wait in finished {
+        // An error only means the thread ended without sending: it is done.
+        let _ = wait.await;
+    }
+    Ok(())
+}
+
+/// What every worker thread shares.
+struct Shared {
+    state: AppState,
+    builder: Builder<TokioExecutor>,
+    slots: Arc<Semaphore>,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// One worker's loop: accepts on its own registration of the listening
+    /// socket until shutdown, then waits for its connections to drain.
+    async fn accept_loop(self: Arc<Self>, listener: std::net::TcpListener, router: Router) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(error = %err, "an HTTP worker cannot use the listener");
+                return;
+            }
+        };
+        let tracker = TaskTracker::new();
+        while let Some((stream, peer, permit)) =
+            accept(&listener, &self.slots, &self.shutdown).await
+        {
+            let connection = Connection {
+                shared: Arc::clone(&self),
+                router: router.clone(),
+                _permit: permit,
+            };
+            tracker.spawn(connection.serve(stream, peer));
+        }
+        drop(listener);
+        tracker.close();
+        tracker.wait().await;
+    }
 }
 
 /// One hyper builder shared by every connection: HTTP/1 with a header read
@@ -141,35 +215,50 @@ fn is_connection_error(err: &std::io::Error) -> bool {
 
 /// What a connection task needs.
 struct Connection {
-    builder: Arc<Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
     router: Router,
-    header_timeout: Duration,
-    shutdown: CancellationToken,
     /// Held for the connection's life: frees its slot when dropped.
     _permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
     /// Serves `stream` until it closes, its first request is too slow, or
-    /// shutdown finds no request in flight on it.
-    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+    /// shutdown finds no request in flight on it: plain lookups on the fast
+    /// path while they last, then hyper and the router.
+    async fn serve(self, mut stream: TcpStream, peer: SocketAddr) {
+        let shared = &self.shared;
+        let read = fast_path::serve(
+            &mut stream,
+            &shared.state,
+            shared.header_timeout,
+            &shared.shutdown,
+        )
+        .await;
+        let Outcome::HandOver(read) = read else {
+            return;
+        };
+        let stream = Prefixed { read, stream };
+
         let started = Arc::new(AtomicBool::new(false));
         let service = ConnService {
             router: self.router,
             peer: ConnectInfo(peer),
             started: Arc::clone(&started),
         };
-        let conn = self.builder.serve_connection(TokioIo::new(stream), service);
+        let conn = self
+            .shared
+            .builder
+            .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
 
         // Until the first request arrives, hyper may still be choosing the
         // protocol, where its own header timeout does not run yet.
-        let first_request = tokio::time::sleep(self.header_timeout);
+        let first_request = tokio::time::sleep(self.shared.header_timeout);
         tokio::pin!(first_request);
         loop {
             tokio::select! {
                 result = conn.as_mut() => return log_end(result),
-                () = self.shutdown.cancelled() => break,
+                () = self.shared.shutdown.cancelled() => break,
                 () = &mut first_request, if !started.load(Ordering::Relaxed) => {
                     // A request may have arrived while this `select!` ran.
                     if !started.load(Ordering::Relaxed) {
@@ -185,6 +274,59 @@ impl Connection {
         }
         conn.as_mut().graceful_shutdown();
         log_end(conn.await);
+    }
+}
+
+/// A stream whose first bytes were already read: `read` is given out
+/// before anything more is read from `stream`.
+struct Prefixed {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        }
+        let n = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared state of the router and its configuration.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,15 +42,20 @@ impl Default for HttpConfig {
     }
 }
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs, behind one `Arc`: axum clones the state
+/// for each extractor and middleware of every request, and one reference
+/// count is cheaper to move between cores than one per part.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<StateParts>);
+
+/// The parts of [`AppState`], reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct StateParts {
     /// The IP data; a reload swaps it atomically, handlers `load()` it.
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Keys, plans and usage metering.
     pub accounts: Arc<Accounts>,
-    /// HTTP settings (behind an `Arc`: the state is cloned per request, and
-    /// the trusted-proxy list would otherwise be copied each time).
+    /// HTTP settings.
     pub config: Arc<HttpConfig>,
     /// Abuse reports in memory (the index of `report_desk`).
     pub reports: Arc<ReportIndex>,
@@ -88,7 +94,7 @@ impl AppState {
             *accounts.limits(),
             ReportSettings::default(),
         );
-        Self {
+        Self(Arc::new(StateParts {
             snapshot,
             reports: Arc::clone(report_desk.index()),
             report_desk,
@@ -101,7 +107,7 @@ impl AppState {
             key_creation,
             portal,
             portal_feed: Arc::new(FeedCache::default()),
-        }
+        }))
     }
 
     /// This state with `reloader` reloading the data, `status` as the
@@ -113,25 +119,35 @@ impl AppState {
         status: ipintel_data::DataStatus,
         admin_token: Option<String>,
     ) -> Self {
-        self.reloader = Some(reloader);
-        self.data_status.store(Arc::new(status));
-        self.admin_token = admin_token.filter(|t| !t.is_empty()).map(Arc::from);
+        let parts = Arc::make_mut(&mut self.0);
+        parts.reloader = Some(reloader);
+        parts.data_status.store(Arc::new(status));
+        parts.admin_token = admin_token.filter(|t| !t.is_empty()).map(Arc::from);
         self
     }
 
     /// This state with `desk` (opened on the same store, its index loaded)
     /// taking reports, instead of the empty one [`AppState::new`] makes.
     pub fn with_report_desk(mut self, desk: Arc<ReportDesk>) -> Self {
-        self.reports = Arc::clone(desk.index());
-        self.report_desk = desk;
+        let parts = Arc::make_mut(&mut self.0);
+        parts.reports = Arc::clone(desk.index());
+        parts.report_desk = desk;
         self
     }
 }
 
-impl fmt::Debug for AppState {
+impl Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StateParts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let meta = self.snapshot.load();
-        f.debug_struct("AppState")
+        f.debug_struct("StateParts")
             .field("snapshot_sources", &meta.meta().sources.len())
             .field("config", &self.config)
             .finish_non_exhaustive()

@@ -8,7 +8,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{temp_db, Options, Reply, TestServer};
 use ipintel_http::{HttpConfig, TrustedProxies};
-use ipintel_store::PlanLimits;
 
 async fn default_server() -> (tempfile::TempDir, TestServer) {
     let (dir, db) = temp_db();
@@ -201,14 +200,7 @@ fn assert_quota_refusal(reply: &Reply) {
 #[tokio::test]
 async fn configured_plan_limit_applies() {
     let (_dir, db) = temp_db();
-    let options = Options {
-        limits: PlanLimits {
-            free: 2,
-            ..PlanLimits::default()
-        },
-        ..Options::default()
-    };
-    let server = TestServer::start(&db, options).await;
+    let server = TestServer::start(&db, Options::free_limit(2)).await;
     let key = server.new_key().await;
     assert_eq!(server.get("/v1/ip/8.8.8.8", Some(&key)).await.status, 200);
     assert_eq!(server.get("/v1/ip/8.8.8.8", Some(&key)).await.status, 200);

@@ -20,6 +20,7 @@ fn options(header_timeout: Duration, max_connections: usize) -> Options {
         serve: ServeOptions {
             header_timeout,
             max_connections,
+            ..ServeOptions::default()
         },
         ..Options::default()
     }

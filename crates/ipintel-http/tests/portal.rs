@@ -75,15 +75,7 @@ async fn portal_limits_each_client_address_with_429_and_retry_after() {
     let other = get_from(&server, "/v1/portal/ip/8.8.8.8", "198.51.100.8").await;
     assert_eq!(other.status, 200, "{}", other.body);
 
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("ipintel_portal_lookups_total{outcome=\"served\"} 4"));
     assert!(metrics.contains("ipintel_portal_lookups_total{outcome=\"limited\"} 1"));
 }

@@ -148,9 +148,20 @@ impl ServerConfig {
         if let Some(count) = positive(env, "IPINTEL_MAX_CONNECTIONS", "connections", problems) {
             connections.max_connections = usize::try_from(count).unwrap_or(usize::MAX);
         }
+        match positive(env, "IPINTEL_HTTP_WORKERS", "threads", problems) {
+            Some(count) if count > MAX_HTTP_WORKERS => problems.add(
+                "IPINTEL_HTTP_WORKERS",
+                format!("must be at most {MAX_HTTP_WORKERS} threads"),
+            ),
+            Some(count) => connections.workers = usize::try_from(count).unwrap_or(1),
+            None => {}
+        }
         Self { bind, connections }
     }
 }
+
+/// Most HTTP worker threads `IPINTEL_HTTP_WORKERS` may ask for.
+const MAX_HTTP_WORKERS: u64 = 256;
 
 /// A whole number of at least 1 from `name`, if set.
 fn positive(env: &Env, name: &'static str, unit: &str, problems: &mut Problems) -> Option<u64> {

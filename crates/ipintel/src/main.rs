@@ -19,6 +19,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipintel_store::Plan;
 
+/// mimalloc serves the many small, short-lived allocations of a request
+/// (headers, the body buffer, futures) from per-thread pages, with less
+/// work per call than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::config::{
     Env, KeysConfig, LogConfig, LookupConfig, Problems, ServeConfig, ServeFlags, EXIT_CONFIG,
 };

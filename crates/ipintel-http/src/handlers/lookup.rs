@@ -76,11 +76,11 @@ pub(crate) async fn full(
 /// Looks `ip` up and hands the record, with its abuse reports overlaid if
 /// there are any, to `respond`. One probe of the report index; none at
 /// all while it is empty.
-pub(crate) fn with_reports(
+pub(crate) fn with_reports<R>(
     state: &AppState,
     ip: IpAddr,
-    respond: impl Fn(&IpRecord<'_>) -> Response,
-) -> Response {
+    respond: impl FnOnce(&IpRecord<'_>) -> R,
+) -> R {
     let snapshot = state.snapshot.load();
     let record = snapshot.lookup(ip);
     let Some(summary) = state.reports.summary(ip, now_unix()) else {

@@ -176,7 +176,26 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The default options with a free-plan daily limit of `free`.
+    pub fn free_limit(free: u64) -> Options {
+        Options {
+            limits: PlanLimits {
+                free,
+                ..PlanLimits::default()
+            },
+            ..Options::default()
+        }
+    }
+}
+
 impl TestServer {
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Starts a server on the database file `db`.
     pub async fn start(db: &Path, options: Options) -> TestServer {
         let store = Arc::new(SqliteStore::open(db).await.unwrap());
