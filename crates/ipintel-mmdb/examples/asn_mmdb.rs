@@ -6,33 +6,11 @@
 //!
 //! `cargo run --release -p ipintel-mmdb --example asn_mmdb -- DATA_DIR OUT`
 
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 
-use ipintel_core::IpRange;
-use ipintel_mmdb::{write_database, DataSection, Metadata, Span, Tree, Value};
-
-/// Sorted spans, each overlap given to the span that starts first (the
-/// CSV has a few nested rows; a search tree holds one answer per address).
-fn without_overlaps<K: Copy + Ord>(
-    mut spans: Vec<Span<K>>,
-    next: impl Fn(K) -> Option<K>,
-) -> Vec<Span<K>> {
-    spans.sort_by_key(|s| s.first);
-    let mut out: Vec<Span<K>> = Vec::with_capacity(spans.len());
-    for mut span in spans {
-        if let Some(prev) = out.last() {
-            if span.first <= prev.last {
-                match next(prev.last) {
-                    Some(after) if after <= span.last => span.first = after,
-                    _ => continue,
-                }
-            }
-        }
-        out.push(span);
-    }
-    out
-}
+use ipintel_data::asn::{parse_asn_csv, AsnBatch};
+use ipintel_mmdb::asn::write_asn_database;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);
@@ -40,56 +18,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: asn_mmdb DATA_DIR OUT".into());
     };
     let dir = PathBuf::from(dir);
-    let mut data = DataSection::new();
-    let mut offsets = std::collections::HashMap::new();
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut batches: Vec<AsnBatch> = Vec::new();
     for name in ["asn/asn-ipv4.csv", "asn/asn-ipv6.csv"] {
         let path = dir.join(name);
         let text = std::fs::read_to_string(&path)?;
-        let batch = ipintel_data::asn::parse_asn_csv(Path::new(&path), &text)?;
-        for (range, asn, holder) in batch.rows {
-            let org = &batch.holders[holder as usize];
-            let key = (asn, org.clone());
-            let offset = match offsets.get(&key) {
-                Some(offset) => *offset,
-                None => {
-                    let record = Value::Map(vec![
-                        ("autonomous_system_number", Value::U32(asn)),
-                        ("autonomous_system_organization", Value::Str(org)),
-                    ]);
-                    let offset = data.insert(&record)?;
-                    offsets.insert(key, offset);
-                    offset
-                }
-            };
-            match range {
-                IpRange::V4 { first, last } => v4.push(Span {
-                    first: u32::from(first),
-                    last: u32::from(last),
-                    offset,
-                }),
-                IpRange::V6 { first, last } => v6.push(Span {
-                    first: u128::from(first),
-                    last: u128::from(last),
-                    offset,
-                }),
-            }
-        }
+        batches.push(parse_asn_csv(&path, &text)?);
     }
-    let tree = Tree::build(
-        without_overlaps(v4, |k| k.checked_add(1)),
-        without_overlaps(v6, |k| k.checked_add(1)),
-    )?;
-    let meta = Metadata {
-        database_type: "GeoLite2-ASN",
-        description: "AS data of ipintel's packaged sources (RouteViews and DB-IP, CC BY 4.0), \
-                      in the GeoLite2-ASN layout, for benchmarks",
-        build_epoch: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs(),
-    };
+    let rows = batches.iter().flat_map(|batch| {
+        let holders = &batch.holders;
+        batch
+            .rows
+            .iter()
+            .map(|&(range, asn, holder)| (range, asn, holders[holder as usize].as_str()))
+    });
+
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let mut file = BufWriter::new(std::fs::File::create(&out)?);
-    let layout = write_database(&mut file, &tree, &data.into_bytes(), &meta)?;
+    let layout = write_asn_database(rows, &mut file, epoch)?;
+    file.flush()?;
     eprintln!(
         "wrote {} ({} bytes, {} nodes)",
         PathBuf::from(&out).display(),

@@ -5,9 +5,11 @@
 //! zero bytes, a data section of typed values ([`data`]), then the marker
 //! `\xAB\xCD\xEFMaxMind.com` and a metadata map ([`write_database`]).
 //! [`export_snapshot`] writes everything an ipintel lookup knows about every
-//! range of a snapshot in that format ([`export`] lists the fields).
+//! range of a snapshot in that format ([`export`] lists the fields);
+//! [`asn::write_asn_database`] writes AS rows in MaxMind's ASN layout.
 #![forbid(unsafe_code)]
 
+pub mod asn;
 pub mod data;
 pub mod export;
 pub mod tree;
