@@ -1,5 +1,5 @@
 //! Hot reload of the IP data: one reload at a time, built off the request
-//! threads, swapped in atomically.
+//! threads at a low CPU priority, swapped in atomically.
 //!
 //! A reload re-reads the sources file, downloads the URL sources that are
 //! due (when enabled), and rebuilds the snapshot only when a data file (or
@@ -8,17 +8,25 @@
 //! request sees one or the other, never a mix. When anything fails, the
 //! last good snapshot keeps serving and the error is recorded against the
 //! source it belongs to in [`DataStatus`].
+//!
+//! Each reload runs on a thread of its own (`ipintel-reload`) at the lowest
+//! CPU priority (see `priority.rs`), so that the HTTP workers keep the
+//! cores under load. That thread also frees the snapshot the new one
+//! replaced, hundreds of megabytes that would otherwise be freed by
+//! whichever request let go of it last.
+
+mod priority;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipintel_core::Snapshot;
 use ipintel_data::state::FeedStates;
 use ipintel_data::update::{update_due, FeedResult, UpdateOptions, UpdateReport};
 use ipintel_data::{DataError, DataStatus, SourceError, SourceStatus, SourcesConfig};
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -136,10 +144,13 @@ impl DataReloader {
             force: trigger != Trigger::Timer,
             previous: stamps.clone(),
         };
-        let done = tokio::task::spawn_blocking(move || job.run())
-            .await
-            .unwrap_or_else(|e| Done::failed(None, format!("the reload task failed: {e}")));
-        let report = self.apply(state, done, &mut stamps, started);
+        let (done, retire) = run_on_reload_thread(job).await;
+        let (report, replaced) = self.apply(state, done, &mut stamps, started);
+        if let (Some(retire), Some(replaced)) = (retire, replaced) {
+            // Only fails if the reload thread is gone, which it is not
+            // while it waits for this; then the snapshot is freed here.
+            let _ = retire.send(replaced);
+        }
         tracing::info!(
             trigger = ?trigger,
             outcome = report.outcome,
@@ -150,25 +161,27 @@ impl DataReloader {
         Some(report)
     }
 
+    /// Puts what the reload found in service; returns the report and the
+    /// snapshot that the new one replaced, if any.
     fn apply(
         &self,
         state: &AppState,
         mut done: Done,
         stamps: &mut Stamps,
         started: Instant,
-    ) -> ReloadReport {
+    ) -> (ReloadReport, Option<Arc<Snapshot>>) {
         let now = now_unix();
         let outcome = match (&done.snapshot, &done.error) {
             (_, Some(_)) => "failed",
             (Some(_), None) => "reloaded",
             (None, None) => "unchanged",
         };
-        if let Some(snapshot) = done.snapshot.take() {
-            state.snapshot.store(Arc::new(snapshot));
+        let replaced = done.snapshot.take().map(|snapshot| {
             if let Some(new) = done.stamps.take() {
                 *stamps = new;
             }
-        }
+            state.snapshot.swap(Arc::new(snapshot))
+        });
         let feeds = feed_reports(done.update.as_ref());
         // A feed that was refused or held back failed too, even though the
         // last good snapshot stays in service.
@@ -186,14 +199,78 @@ impl DataReloader {
             },
         };
         state.data_status.store(Arc::new(status));
-        ReloadReport {
+        let report = ReloadReport {
             outcome,
             built_at_unix: snapshot.meta().built_at_unix,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             feeds,
             error: done.error,
+        };
+        (report, replaced)
+    }
+}
+
+/// Name of the thread each reload runs on.
+const RELOAD_THREAD: &str = "ipintel-reload";
+
+/// How long the reload thread waits for requests that still hold the
+/// replaced snapshot before it leaves the freeing to the last of them.
+const RETIRE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Hands the replaced snapshot back to the reload thread, which frees it.
+type Retire = oneshot::Sender<Arc<Snapshot>>;
+
+/// Runs `job` on a new thread at a low CPU priority. Along with what it
+/// found comes the way to hand that thread the replaced snapshot; the
+/// thread ends once it has freed it, or at once when the sender is dropped.
+async fn run_on_reload_thread(job: Job) -> (Done, Option<Retire>) {
+    let (found, done) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(RELOAD_THREAD.to_owned())
+        .spawn(move || {
+            priority::lower_current_thread();
+            let (retire, replaced) = oneshot::channel();
+            // When the reload was abandoned (its request went away), what
+            // it built comes back here and is freed on this thread.
+            if found.send((job.run(), retire)).is_ok() {
+                if let Ok(replaced) = replaced.blocking_recv() {
+                    free_when_unused(replaced, RETIRE_PATIENCE);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        let error = format!("cannot start the reload thread: {e}");
+        return (Done::failed(None, error), None);
+    }
+    match done.await {
+        Ok((done, retire)) => (done, Some(retire)),
+        Err(_) => {
+            let error = "the reload thread stopped without a result (it panicked)".to_owned();
+            (Done::failed(None, error), None)
         }
     }
+}
+
+/// Drops `value` on the calling thread once no one else holds it, waiting
+/// at most `patience`; after that the last holder frees it. Requests hold
+/// the snapshot they loaded for the time of one lookup or batch, and the
+/// swap has already counted them.
+fn free_when_unused<T>(value: Arc<T>, patience: Duration) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    while Arc::strong_count(&value) > 1 {
+        if started.elapsed() >= patience {
+            tracing::debug!(
+                holders = Arc::strong_count(&value) - 1,
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "the replaced snapshot is still in use; its last user frees it"
+            );
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    drop(value);
 }
 
 fn feed_reports(update: Option<&UpdateReport>) -> Vec<FeedReport> {
@@ -459,5 +536,60 @@ fn status_of(
         last_reload_unix: Some(now),
         last_reload_error: done.error.clone(),
         sources,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+    use std::time::Duration;
+
+    use super::free_when_unused;
+
+    /// Records the name of the thread that drops it.
+    struct Witness(Arc<Mutex<Option<String>>>);
+
+    impl Drop for Witness {
+        fn drop(&mut self) {
+            let name = thread::current().name().map(str::to_owned);
+            *self.0.lock().expect("witness lock") = name;
+        }
+    }
+
+    fn named(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+        thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(f)
+            .expect("a test thread starts")
+    }
+
+    #[test]
+    fn the_waiting_thread_frees_the_value_once_its_last_user_lets_go() {
+        let dropped_on = Arc::new(Mutex::new(None));
+        let value = Arc::new(Witness(Arc::clone(&dropped_on)));
+        let user = Arc::clone(&value);
+        let waiter = named("waiter", move || {
+            free_when_unused(value, Duration::from_secs(10))
+        });
+        thread::sleep(Duration::from_millis(30));
+        named("user", move || drop(user)).join().expect("user ran");
+        waiter.join().expect("waiter ran");
+        assert_eq!(*dropped_on.lock().expect("lock"), Some("waiter".to_owned()));
+    }
+
+    #[test]
+    fn a_user_holding_the_value_past_the_patience_frees_it_itself() {
+        let dropped_on = Arc::new(Mutex::new(None));
+        let value = Arc::new(Witness(Arc::clone(&dropped_on)));
+        let user = Arc::clone(&value);
+        named("waiter", move || {
+            free_when_unused(value, Duration::from_millis(20))
+        })
+        .join()
+        .expect("waiter ran");
+        assert_eq!(*dropped_on.lock().expect("lock"), None);
+        named("user", move || drop(user)).join().expect("user ran");
+        assert_eq!(*dropped_on.lock().expect("lock"), Some("user".to_owned()));
     }
 }
