@@ -6,10 +6,12 @@
 # Writes a seeded log of random public client addresses (80 % IPv4) to a
 # temporary directory, installs maxminddb from PyPI into a venv under
 # target/ (checking that the C extension is the one in use), builds the
-# binary, then runs each tool once, bounded in time, writing JSON lines to
-# a file. Prints, per tool, the lines per second of the enrichment itself
-# (the tool's own timing, from the first line read to the last written)
-# and of the whole run (wall clock, data loading included), and the ratios.
+# binary, writes the AS rows that ipintel loads as a GeoLite2-ASN-layout
+# MaxMind DB for the peer (the `asn_mmdb` example of ipintel-mmdb), then
+# runs each tool once, bounded in time, writing JSON lines to a file.
+# Prints, per tool, the lines per second of the enrichment itself (the
+# tool's own timing, from the first line read to the last written) and of
+# the whole run (wall clock, data loading included), and the ratios.
 #
 #   scripts/bench_enrich.sh [--lines 1000000] [--distinct 100000] [--profile release]
 #
@@ -54,6 +56,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log=$work/access.log
 
+# The peer's AS database, from the same CSV files as ipintel's AS data.
+cargo run --profile "$profile" -q --locked -p ipintel-mmdb --example asn_mmdb -- data "$work/asn.mmdb"
+
 python3 - "$log" "$lines" "$distinct" <<'PY'
 import ipaddress, random, sys
 path, lines, distinct = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -95,7 +100,7 @@ if [ ! -x /usr/bin/time ]; then
 fi
 
 t0=$(now)
-cpu "$work/peer.cpu" timeout 600 "$venv/bin/python" scripts/enrich_peer.py data "$log" \
+cpu "$work/peer.cpu" timeout 600 "$venv/bin/python" scripts/enrich_peer.py data "$work/asn.mmdb" "$log" \
   >"$work/peer.jsonl" 2>"$work/peer.err"
 t1=$(now)
 cpu "$work/ipintel.cpu" timeout 300 "$bin" enrich --format nginx "$log" \
@@ -118,6 +123,23 @@ for name in ("peer", "ipintel"):
         count = sum(1 for _ in f)
     if count != lines:
         sys.exit(f"{name} wrote {count} lines for {lines}")
+# Both answer from the same files: every 97th line, the location and AS
+# number should agree (an empty string is no value, as ipintel reads it;
+# coordinates to 1e-4, as the peer prints the stored float's binary value
+# and ipintel its shortest decimal form).
+def close(x, y):
+    return x is None and y is None or None not in (x, y) and abs(x - y) < 1e-4
+def same(a, b):
+    if a is None or b is None:
+        return a is b
+    return all((a[k] or None) == (b[k] or None) for k in ("country", "region", "city", "asn")) \
+        and all(close(a[k], b[k]) for k in ("latitude", "longitude"))
+sampled = agreed = 0
+with open(f"{work}/peer.jsonl") as p, open(f"{work}/ipintel.jsonl") as i:
+    for n, (a, b) in enumerate(zip(p, i)):
+        if n % 97 == 0:
+            sampled += 1
+            agreed += same(json.loads(a)["ipintel"], json.loads(b)["ipintel"])
 py_rate = peer["lines"] / peer["enrich_s"]
 py_wall = peer["lines"] / (t1 - t0)
 ii_rate = lines / secs
@@ -128,5 +150,6 @@ print(f"{'python':10} {py_rate:15,.0f} {py_wall:18,.0f} {peer['load_s']:7.2f} {p
 print(f"{'ipintel':10} {ii_rate:15,.0f} {ii_wall:18,.0f} {load:7.2f} {secs:9.2f} {t2 - t1:7.2f} {ii_cpu:7.2f}")
 print(f"ratio (ipintel / python): enrichment {ii_rate / py_rate:.1f}x, whole run {ii_wall / py_wall:.1f}x, "
       f"whole run per CPU second {(lines / ii_cpu) / (peer['lines'] / py_cpu):.1f}x")
-print(f"lines {lines}, enriched by ipintel {enriched}, by python {peer['enriched']}")
+print(f"lines {lines}, enriched by ipintel {enriched}, by python {peer['enriched']}; "
+      f"location and AS agree on {agreed} of {sampled} sampled lines")
 PY

@@ -12,8 +12,8 @@
 # turn, for several rounds (nginx, ipintel, nginx, ipintel, ...). Neither
 # writes an access log. Prints each round, the median of each server's
 # throughput and p99 over the rounds, the CPU time each server spent per
-# request (user + system, from /proc; wrk's own CPU is not counted), and
-# the ratios.
+# request (user + system, from /proc), the CPU time wrk spent per request
+# (the server and wrk share the same cores), and the ratios.
 #
 #   scripts/bench_peer.sh [--duration 10s] [--connections 64] [--threads 2] [--rounds 3]
 set -euo pipefail
@@ -153,33 +153,51 @@ cpu_ticks() {
 }
 nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")"; cat "$work/nginx.pid"; }
 
+# The CPU seconds (user + system) used so far by the waited-for children
+# of the shell that runs it, from the `times` builtin written to file $1
+# (not run in a subshell, whose children would be its own).
+children_cpu() {
+  tail -n 1 "$1" | python3 -c '
+import re, sys
+print(sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())))'
+}
+
 # One bounded wrk run of script $1 against $2 while measuring the CPU of
-# the processes $3...: "req/s p50 p99 requests errors cpu_us_per_request".
+# the processes $3... and of wrk itself: "req/s p50 p99 requests errors
+# server_cpu_us_per_request wrk_cpu_us_per_request".
 run() {
   local lua=$1 url=$2; shift 2
-  local before after line
+  local before after line wrk_before wrk_after
   before=$(cpu_ticks "$@")
+  times >"$work/times"
+  wrk_before=$(children_cpu "$work/times")
   line=$(timeout 300 wrk -t"$threads" -c"$connections" -d"$duration" -s "$lua" "$url" | tail -n 1)
+  times >"$work/times"
+  wrk_after=$(children_cpu "$work/times")
   after=$(cpu_ticks "$@")
-  python3 - "$line" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$line" "$before" "$after" "$(getconf CLK_TCK)" "$wrk_before" "$wrk_after" <<'PY'
 import sys
-line, before, after, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+line, tck = sys.argv[1], int(sys.argv[4])
+before, after = int(sys.argv[2]), int(sys.argv[3])
+wrk_before, wrk_after = float(sys.argv[5]), float(sys.argv[6])
 rps, p50, p99, n, errors = line.split()
-cpu_us = (after - before) / tck * 1e6 / max(int(n), 1)
-print(f"{rps} {p50} {p99} {n} {errors} {cpu_us:.1f}")
+n_req = max(int(n), 1)
+cpu_us = (after - before) / tck * 1e6 / n_req
+wrk_us = (wrk_after - wrk_before) * 1e6 / n_req
+print(f"{rps} {p50} {p99} {n} {errors} {cpu_us:.1f} {wrk_us:.1f}")
 PY
 }
 echo "wrk -t$threads -c$connections -d$duration, 20,000 seeded addresses, $rounds rounds in turn" >&2
-printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' round server req/s p50_ms p99_ms requests errors cpu_us/req
+printf '%-5s %-28s %10s %9s %9s %10s %7s %12s %12s\n' round server req/s p50_ms p99_ms requests errors cpu_us/req wrk_us/req
 results=$work/results
 for round in $(seq 1 "$rounds"); do
   mapfile -t pids < <(nginx_pids)
-  read -r rps p50 p99 n err cpu < <(run "$work/peer.lua" "http://127.0.0.1:$peer_port" "${pids[@]}")
-  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' "$round" "nginx + geoip2 (geo, AS)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu"
-  echo "nginx $rps $p99 $err $cpu" >>"$results"
-  read -r rps p50 p99 n err cpu < <(run "$work/ipintel.lua" "http://127.0.0.1:$port" "$server_pid")
-  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s\n' "$round" "ipintel (full record)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu"
-  echo "ipintel $rps $p99 $err $cpu" >>"$results"
+  read -r rps p50 p99 n err cpu wrk_cpu < <(run "$work/peer.lua" "http://127.0.0.1:$peer_port" "${pids[@]}")
+  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s %12s\n' "$round" "nginx + geoip2 (geo, AS)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu" "$wrk_cpu"
+  echo "nginx $rps $p99 $err $cpu $wrk_cpu" >>"$results"
+  read -r rps p50 p99 n err cpu wrk_cpu < <(run "$work/ipintel.lua" "http://127.0.0.1:$port" "$server_pid")
+  printf '%-5s %-28s %10s %9s %9s %10s %7s %12s %12s\n' "$round" "ipintel (full record)" "$rps" "$p50" "$p99" "$n" "$err" "$cpu" "$wrk_cpu"
+  echo "ipintel $rps $p99 $err $cpu $wrk_cpu" >>"$results"
 done
 
 python3 - "$results" <<'PY'
@@ -188,15 +206,16 @@ import sys
 
 rows = {}
 for line in open(sys.argv[1]):
-    name, rps, p99, errors, cpu = line.split()
-    rows.setdefault(name, []).append((float(rps), float(p99), int(errors), float(cpu)))
+    name, rps, p99, errors, cpu, wrk = line.split()
+    rows.setdefault(name, []).append((float(rps), float(p99), int(errors), float(cpu), float(wrk)))
 med = {name: [statistics.median(col) for col in zip(*runs)] for name, runs in rows.items()}
-(n_rps, n_p99, _, n_cpu), (i_rps, i_p99, _, i_cpu) = med["nginx"], med["ipintel"]
+(n_rps, n_p99, _, n_cpu, n_wrk), (i_rps, i_p99, _, i_cpu, i_wrk) = med["nginx"], med["ipintel"]
 errors = sum(r[2] for runs in rows.values() for r in runs)
-print(f"median nginx:   {n_rps:.0f} req/s, p99 {n_p99:.3f} ms, {n_cpu:.1f} us CPU per request")
-print(f"median ipintel: {i_rps:.0f} req/s, p99 {i_p99:.3f} ms, {i_cpu:.1f} us CPU per request")
+print(f"median nginx:   {n_rps:.0f} req/s, p99 {n_p99:.3f} ms, server {n_cpu:.1f} us CPU per request, wrk {n_wrk:.1f} us")
+print(f"median ipintel: {i_rps:.0f} req/s, p99 {i_p99:.3f} ms, server {i_cpu:.1f} us CPU per request, wrk {i_wrk:.1f} us")
 print(f"throughput ratio ipintel/nginx: {i_rps / n_rps:.2f} (target >= 1.00)")
 print(f"p99 ratio ipintel/nginx: {i_p99 / n_p99:.2f} (target <= 1.00)")
-print(f"CPU per request ratio ipintel/nginx: {i_cpu / n_cpu:.2f}")
+print(f"server CPU per request ratio ipintel/nginx: {i_cpu / n_cpu:.2f}")
+print(f"wrk CPU per request ratio ipintel/nginx: {i_wrk / n_wrk:.2f}")
 print(f"errors (connect, read, write, status, timeout) in all runs: {errors}")
 PY

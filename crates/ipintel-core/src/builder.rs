@@ -1,7 +1,9 @@
 //! Collects ranges from the loaders and merges them into a [`Snapshot`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use crate::country::country_name;
 use crate::intern::StrPool;
@@ -72,18 +74,99 @@ fn push_range<K: Key>(list: &mut Vec<(K, K, u32)>, first: K, last: K, value: u32
     list.push((first, last, value));
 }
 
+/// The geo ranges of one loader's batch, by family, each naming a
+/// location by its index in the batch's own list of locations (see
+/// [`SnapshotBuilder::geo_ranges`]). Kept in the builder's own layout, so
+/// that a batch becomes a family's table input without a copy.
+#[derive(Debug, Clone, Default)]
+pub struct GeoRanges {
+    v4: Vec<(u32, u32, u32)>,
+    v6: Vec<(u128, u128, u32)>,
+}
+
+impl GeoRanges {
+    /// No ranges.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a range of location `index`, extending the previous range of
+    /// its family instead when it ends right before this one with the same
+    /// index.
+    pub fn push(&mut self, range: IpRange, index: u32) {
+        match range {
+            IpRange::V4 { first, last } => {
+                push_range(&mut self.v4, first.into(), last.into(), index)
+            }
+            IpRange::V6 { first, last } => {
+                push_range(&mut self.v6, first.into(), last.into(), index)
+            }
+        }
+    }
+
+    /// Number of ranges (after merging).
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// True without ranges.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ranges with their location indexes, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = (IpRange, u32)> + '_ {
+        let v4 = self.v4.iter().map(|&(first, last, index)| {
+            let range = IpRange::V4 {
+                first: first.into(),
+                last: last.into(),
+            };
+            (range, index)
+        });
+        let v6 = self.v6.iter().map(|&(first, last, index)| {
+            let range = IpRange::V6 {
+                first: first.into(),
+                last: last.into(),
+            };
+            (range, index)
+        });
+        v4.chain(v6)
+    }
+}
+
+/// Appends `ranges` to `list` with their indexes replaced by the interned
+/// ids (`NONE` for an index without one); into an empty list they move
+/// whole.
+fn append_geo<K: Key>(
+    list: &mut Vec<(K, K, u32)>,
+    mut ranges: Vec<(K, K, u32)>,
+    ids: &[LocationId],
+) {
+    for range in &mut ranges {
+        range.2 = ids.get(range.2 as usize).map_or(NONE, |id| id.0);
+    }
+    if list.is_empty() {
+        *list = ranges;
+        return;
+    }
+    list.reserve(ranges.len());
+    for (first, last, id) in ranges {
+        push_range(list, first, last, id);
+    }
+}
+
 /// Accumulates data for a [`Snapshot`]. Feed it, then call [`build`](Self::build).
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     sources: Vec<SourceMeta>,
     strings: StrPool,
     locations: Vec<Location>,
-    location_ids: HashMap<LocKey, u32>,
-    country_names: HashMap<u32, u32>,
+    location_ids: FxHashMap<LocKey, u32>,
+    country_names: FxHashMap<u32, u32>,
     as_infos: Vec<AsInfo>,
-    as_ids: HashMap<(u32, u32), u32>,
+    as_ids: FxHashMap<(u32, u32), u32>,
     defs: Vec<SignalDef>,
-    def_ids: HashMap<DefKey, u32>,
+    def_ids: FxHashMap<DefKey, u32>,
     v4: Ranges<u32>,
     v6: Ranges<u128>,
 }
@@ -154,6 +237,18 @@ impl SnapshotBuilder {
                 push_range(&mut self.v6.geo, first.into(), last.into(), location.0);
             }
         }
+    }
+
+    /// Adds a batch of geo ranges whose indexes point into `locations`
+    /// (the interned ids of the batch's locations, in the batch's order).
+    /// Lookups answer as if each range had been added with
+    /// [`geo_location`](Self::geo_location); a family without geo ranges
+    /// yet takes the batch's ranges whole, without a per-range copy.
+    pub fn geo_ranges(&mut self, ranges: GeoRanges, locations: &[LocationId]) {
+        self.v4.pushed += ranges.v4.len() as u64;
+        self.v6.pushed += ranges.v6.len() as u64;
+        append_geo(&mut self.v4.geo, ranges.v4, locations);
+        append_geo(&mut self.v6.geo, ranges.v6, locations);
     }
 
     /// Adds a geo range.
@@ -230,13 +325,45 @@ impl SnapshotBuilder {
         self.signal_at(range, def);
     }
 
-    /// Merges everything into an immutable snapshot. The result depends only
-    /// on what was pushed, not on timing (apart from the build metadata).
+    /// Makes room for `additional` more locations (a loader that knows
+    /// its count saves the growth of the location tables).
+    pub fn reserve_locations(&mut self, additional: usize) {
+        self.locations.reserve(additional);
+        self.location_ids.reserve(additional);
+    }
+
+    /// Merges everything into an immutable snapshot, the country and AS
+    /// aggregates included. The result depends only on what was pushed,
+    /// not on timing (apart from the build metadata).
     pub fn build(self) -> Snapshot {
+        self.build_with(Aggregates::Now)
+    }
+
+    /// Merges everything into an immutable snapshot, computing the
+    /// aggregates when `aggregates` says. Lookups answer the same either
+    /// way.
+    pub fn build_with(self, aggregates: Aggregates) -> Snapshot {
         let started = Instant::now();
-        let mut sets = SetInterner::new();
-        let v4_signals = sweep(self.v4.signals, &mut sets);
-        let v6_signals = sweep(self.v6.signals, &mut sets);
+        let (ranges_v4, ranges_v6) = (self.v4.pushed, self.v6.pushed);
+        // The families are independent: IPv6 is merged on a second thread
+        // while this one merges IPv4.
+        let (v4, v6) = std::thread::scope(|scope| {
+            let v6 = scope.spawn(move || merge_family(self.v6));
+            let v4 = merge_family(self.v4);
+            match v6.join() {
+                Ok(v6) => (v4, v6),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
+        // Set ids as a sequential build numbers them: IPv4's sets first,
+        // then IPv6's new ones in the order IPv6 met them.
+        let mut sets = v4.sets;
+        let renumber: Vec<u32> = v6.sets.sets.iter().map(|set| sets.intern(set)).collect();
+        let v6_points = v6
+            .points
+            .into_iter()
+            .map(|(start, set)| (start, renumber[set as usize]))
+            .collect();
         let source_names: Vec<(Box<str>, Option<Box<str>>)> = self
             .sources
             .iter()
@@ -256,23 +383,63 @@ impl SnapshotBuilder {
             })
             .collect();
         let v4 = Family {
-            geo: IntervalTable::from_disjoint(self.v4.geo),
-            asn: IntervalTable::from_disjoint(self.v4.asn),
-            signals: IntervalTable::from_sorted(v4_signals),
+            geo: v4.geo,
+            asn: v4.asn,
+            signals: IntervalTable::from_sorted(v4.points),
         };
         let v6 = Family {
-            geo: IntervalTable::from_disjoint(self.v6.geo),
-            asn: IntervalTable::from_disjoint(self.v6.asn),
-            signals: IntervalTable::from_sorted(v6_signals),
+            geo: v6.geo,
+            asn: v6.asn,
+            signals: IntervalTable::from_sorted(v6_points),
         };
         let meta = SnapshotMeta {
             built_at_unix: unix_now(),
             build_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             sources: self.sources,
-            ranges_v4: self.v4.pushed,
-            ranges_v6: self.v6.pushed,
+            ranges_v4,
+            ranges_v6,
         };
-        Snapshot::from_parts(meta, self.locations, self.as_infos, threats, v4, v6)
+        Snapshot::from_parts(
+            meta,
+            self.locations,
+            self.as_infos,
+            threats,
+            v4,
+            v6,
+            aggregates,
+        )
+    }
+}
+
+/// When a snapshot computes its country and AS aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregates {
+    /// While it is built (a server answers its first country or AS query
+    /// at once).
+    #[default]
+    Now,
+    /// On the first query that needs them (a one-off lookup run that asks
+    /// none does not pay for them).
+    OnFirstUse,
+}
+
+/// One family's tables, with its signal pieces still numbered by the
+/// family's own set interner.
+struct MergedFamily<K> {
+    geo: IntervalTable<K>,
+    asn: IntervalTable<K>,
+    points: Vec<(K, u32)>,
+    sets: SetInterner,
+}
+
+fn merge_family<K: Key>(ranges: Ranges<K>) -> MergedFamily<K> {
+    let mut sets = SetInterner::new();
+    let points = sweep(ranges.signals, &mut sets);
+    MergedFamily {
+        geo: IntervalTable::from_disjoint(ranges.geo),
+        asn: IntervalTable::from_disjoint(ranges.asn),
+        points,
+        sets,
     }
 }
 
@@ -285,12 +452,12 @@ fn unix_now() -> i64 {
 /// Dense ids for sets of signal definitions; set 0 is the empty set.
 struct SetInterner {
     sets: Vec<Vec<u32>>,
-    ids: HashMap<Vec<u32>, u32>,
+    ids: FxHashMap<Vec<u32>, u32>,
 }
 
 impl SetInterner {
     fn new() -> Self {
-        let mut ids = HashMap::new();
+        let mut ids = FxHashMap::default();
         ids.insert(Vec::new(), 0);
         SetInterner {
             sets: vec![Vec::new()],

@@ -1,6 +1,6 @@
 //! String interning for the snapshot build.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::table::NONE;
 
@@ -8,7 +8,7 @@ use crate::table::NONE;
 #[derive(Debug, Default)]
 pub(crate) struct StrPool {
     strings: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    ids: FxHashMap<Box<str>, u32>,
 }
 
 impl StrPool {

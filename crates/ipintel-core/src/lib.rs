@@ -30,7 +30,7 @@ mod table;
 mod text;
 mod threat;
 
-pub use builder::{LocationId, SignalDefId, SnapshotBuilder};
+pub use builder::{Aggregates, GeoRanges, LocationId, SignalDefId, SnapshotBuilder};
 pub use country::country_name;
 pub use intel::{AsnView, CountryView, FamilyFigures, TopNetwork, FLAG_KINDS, TOP_NETWORKS};
 pub use model::{GeoData, Signal, SignalKind, SourceId, SourceMeta};

@@ -1,10 +1,12 @@
 //! The immutable, shareable lookup structure.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
 use crate::addr::canonical;
+use crate::builder::Aggregates;
 use crate::intel::{AsnView, CountryView, IntelIndex};
 use crate::model::SourceMeta;
 use crate::record::{GeoView, IpRecord, NetworkView};
@@ -46,7 +48,7 @@ impl Location {
         latitude: Option<f64>,
         longitude: Option<f64>,
     ) -> Location {
-        let mut text = String::new();
+        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
         let mut ends = [0u16; 5];
         let mut present = 0u8;
         for (i, part) in parts.iter().enumerate() {
@@ -123,7 +125,9 @@ pub struct Snapshot {
     threats: Vec<ThreatInfo>,
     v4: Family<u32>,
     v6: Family<u128>,
-    intel: IntelIndex,
+    /// The country and AS aggregates, computed at build time or on first
+    /// use (see [`Aggregates`]).
+    intel: OnceLock<IntelIndex>,
 }
 
 impl Snapshot {
@@ -144,6 +148,7 @@ impl Snapshot {
             threats,
             Family::empty(),
             Family::empty(),
+            Aggregates::Now,
         )
     }
 
@@ -154,44 +159,63 @@ impl Snapshot {
         threats: Vec<ThreatInfo>,
         v4: Family<u32>,
         v6: Family<u128>,
+        aggregates: Aggregates,
     ) -> Snapshot {
-        let intel = IntelIndex::compute(&locations, &as_infos, &threats, &v4, &v6);
-        Snapshot {
+        let snapshot = Snapshot {
             meta,
             locations,
             as_infos,
             threats,
             v4,
             v6,
-            intel,
+            intel: OnceLock::new(),
+        };
+        if aggregates == Aggregates::Now {
+            snapshot.intel();
         }
+        snapshot
+    }
+
+    /// The aggregates, computed on the first call if the build left them.
+    fn intel(&self) -> &IntelIndex {
+        self.intel.get_or_init(|| {
+            IntelIndex::compute(
+                &self.locations,
+                &self.as_infos,
+                &self.threats,
+                &self.v4,
+                &self.v6,
+            )
+        })
     }
 
     /// Aggregates of a country (ISO alpha-2 code, any case), or `None` if
-    /// the data places no address there. Precomputed: a map probe.
+    /// the data places no address there. A map probe (the first call
+    /// computes the aggregates if the build left them for later).
     pub fn country_intel(&self, code: &str) -> Option<CountryView<'_>> {
-        self.intel.country(code, &self.as_infos)
+        self.intel().country(code, &self.as_infos)
     }
 
     /// Aggregates of an AS, or `None` if the data has no range of it.
-    /// Precomputed: a map probe.
+    /// A map probe, as for [`Snapshot::country_intel`].
     pub fn asn_intel(&self, asn: u32) -> Option<AsnView<'_>> {
-        self.intel.asn(asn, &self.as_infos, &self.v4, &self.v6)
+        self.intel().asn(asn, &self.as_infos, &self.v4, &self.v6)
     }
 
     /// True if the data has a range of AS `asn`.
     pub fn has_asn(&self, asn: u32) -> bool {
-        self.intel.has_asn(asn)
+        self.intel().has_asn(asn)
     }
 
     /// Approximate heap bytes of the country and AS aggregates.
     pub fn intel_heap_bytes(&self) -> usize {
-        self.intel.heap_bytes()
+        self.intel().heap_bytes()
     }
 
-    /// Milliseconds spent computing the country and AS aggregates.
+    /// Milliseconds spent computing the country and AS aggregates
+    /// (computing them now if the build left them for later).
     pub fn intel_build_ms(&self) -> u64 {
-        self.intel.build_ms()
+        self.intel().build_ms()
     }
 
     /// The IPv4 tables (for the segment walk in `segments.rs`).

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use ipintel_core::addr::parse_ip;
 use ipintel_core::{
-    GeoData, IpRange, Signal, SignalKind, Snapshot, SnapshotBuilder, SourceId, SourceMeta,
-    ThreatLevel,
+    Aggregates, GeoData, GeoRanges, IpRange, Signal, SignalKind, Snapshot, SnapshotBuilder,
+    SourceId, SourceMeta, ThreatLevel,
 };
 
 fn source(b: &mut SnapshotBuilder, name: &str, date: &str) -> SourceId {
@@ -278,4 +278,128 @@ fn weak_evidence_scores_but_raises_no_flag() {
         json["flag_details"]["vpn"]["sources"],
         serde_json::json!(["provider_feed"])
     );
+}
+
+/// The kinds of the reasons of `addr`, sorted.
+fn kinds(s: &Snapshot, addr: &str) -> Vec<SignalKind> {
+    let mut kinds: Vec<SignalKind> = s
+        .lookup(ip(addr))
+        .threat
+        .reasons
+        .iter()
+        .map(|r| r.signal)
+        .collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+/// The families are merged on two threads, each numbering its signal sets
+/// on its own; IPv6's sets, shared with IPv4 or its own, must still name
+/// the right signals.
+#[test]
+fn signal_sets_of_both_families_keep_their_signals() {
+    let mut b = SnapshotBuilder::new();
+    let feed = source(&mut b, "feed", "2026-01-01");
+    let tor = signal(SignalKind::Tor, feed, 45, 0.95, None);
+    let vpn = signal(SignalKind::Vpn, feed, 25, 0.9, Some("Mullvad"));
+    let listed = signal(SignalKind::Blocklist, feed, 70, 0.8, None);
+    b.signal(cidr("1.0.0.0/16"), vpn.clone());
+    b.signal(cidr("1.0.0.0/24"), tor.clone());
+    b.signal(cidr("2a01:4f8:1::/48"), listed.clone());
+    b.signal(cidr("2a01:4f8:1::/64"), tor.clone());
+    b.signal(cidr("2a01:4f8:2::/48"), vpn.clone());
+    b.signal(cidr("2a01:4f8:3::/48"), listed);
+    b.signal(cidr("2a01:4f8:3::/48"), vpn);
+    let s = b.build();
+
+    use SignalKind::{Blocklist, Tor, Vpn};
+    assert_eq!(kinds(&s, "1.0.0.1"), [Tor, Vpn]);
+    assert_eq!(kinds(&s, "1.0.1.1"), [Vpn]);
+    assert_eq!(kinds(&s, "1.1.0.1"), []);
+    assert_eq!(kinds(&s, "2a01:4f8:1::1"), [Tor, Blocklist]);
+    assert_eq!(kinds(&s, "2a01:4f8:1:1::1"), [Blocklist]);
+    assert_eq!(kinds(&s, "2a01:4f8:2::1"), [Vpn]);
+    assert_eq!(kinds(&s, "2a01:4f8:3::1"), [Vpn, Blocklist]);
+    assert_eq!(kinds(&s, "2a01:4f8:4::1"), []);
+}
+
+#[test]
+fn aggregates_on_first_use_equal_those_built_at_once() {
+    let build = |aggregates| {
+        let mut b = SnapshotBuilder::new();
+        b.geo(
+            cidr("8.8.8.0/24"),
+            GeoData {
+                country: Some("US".into()),
+                ..GeoData::default()
+            },
+        );
+        b.asn(cidr("8.8.8.0/24"), 15169, "Google LLC");
+        b.build_with(aggregates)
+    };
+    let now = build(Aggregates::Now);
+    let later = build(Aggregates::OnFirstUse);
+    assert_eq!(
+        format!("{:?}", now.country_intel("US")),
+        format!("{:?}", later.country_intel("US"))
+    );
+    assert_eq!(
+        format!("{:?}", now.asn_intel(15169)),
+        format!("{:?}", later.asn_intel(15169))
+    );
+    assert!(later.country_intel("US").is_some());
+}
+
+#[test]
+fn geo_range_batches_answer_as_single_ranges() {
+    let places = ["AU", "US", "DE"].map(|c| GeoData {
+        country: Some(c.into()),
+        ..GeoData::default()
+    });
+    let ranges = [
+        ("1.0.0.0/24", 0),
+        ("1.0.1.0/24", 0),
+        ("8.8.8.0/24", 1),
+        ("2a01:4f8::/32", 2),
+        ("2a01:4f9::/32", 1),
+    ];
+    // Twice each way: the second batch lands in non-empty tables. A
+    // location interned first makes the ids differ from the indexes.
+    let mut one_by_one = SnapshotBuilder::new();
+    let mut batched = SnapshotBuilder::new();
+    let first = GeoData {
+        country: Some("FR".into()),
+        ..GeoData::default()
+    };
+    one_by_one.location(&first);
+    batched.location(&first);
+    for _ in 0..2 {
+        let ids = places.clone().map(|g| one_by_one.location(&g));
+        for (text, i) in ranges {
+            one_by_one.geo_location(cidr(text), ids[i]);
+        }
+        let ids = places.clone().map(|g| batched.location(&g));
+        let mut batch = GeoRanges::new();
+        for (text, i) in ranges {
+            batch.push(cidr(text), i as u32);
+        }
+        batched.geo_ranges(batch, &ids);
+    }
+    let (a, b) = (one_by_one.build(), batched.build());
+    for addr in [
+        "1.0.0.1",
+        "1.0.1.255",
+        "1.0.2.0",
+        "8.8.8.8",
+        "2a01:4f8::1",
+        "2a01:4f9::1",
+        "2a01:4fa::1",
+    ] {
+        assert_eq!(
+            serde_json::to_string(&a.lookup(ip(addr))).unwrap(),
+            serde_json::to_string(&b.lookup(ip(addr))).unwrap(),
+            "{addr}"
+        );
+    }
+    assert_eq!(b.lookup(ip("2a01:4f9::1")).country(), Some("US"));
 }

@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p ipintel-data --example load_stats [DATA_DIR] [IP...]`
 //! (DATA_DIR defaults to `IPINTEL_DATA_DIR` or `data/` of the workspace).
+//! The time of each file (parsing, then feeding the builder) is logged by
+//! the binary: `RUST_LOG=warn,ipintel_data=debug ipintel lookup 1.1.1.1`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -87,9 +89,10 @@ fn main() {
     let rss = vm_rss_kib().unwrap_or(0);
     let (iv4, iv6) = snapshot.intervals();
     println!(
-        "load_snapshot: {:.2} s (merge {} ms)",
+        "load_snapshot: {:.2} s (merge {} ms, aggregates {} ms)",
         elapsed.as_secs_f64(),
-        snapshot.meta().build_ms
+        snapshot.meta().build_ms,
+        snapshot.intel_build_ms()
     );
     println!(
         "VmRSS after load: {} MiB (before: {} MiB)",

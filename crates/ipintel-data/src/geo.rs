@@ -6,11 +6,11 @@
 //! the coordinates (see [`crate::tz`]). Each distinct data record (by its
 //! offset in the data section) is decoded once.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use ipintel_core::{GeoData, IpRange};
+use ipintel_core::{GeoData, GeoRanges, IpRange};
 use maxminddb::{Reader, WithinOptions};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use crate::error::DataError;
@@ -23,7 +23,7 @@ pub struct GeoBatch {
     pub locations: Vec<GeoData>,
     /// Ranges naming a location by index; adjacent networks with the same
     /// record are merged.
-    pub ranges: Vec<(IpRange, u32)>,
+    pub ranges: GeoRanges,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +53,7 @@ fn coordinate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::
         }
 
         fn visit_f32<E: serde::de::Error>(self, v: f32) -> Result<Self::Value, E> {
-            Ok(v.to_string().parse::<f64>().ok().filter(|x| x.is_finite()))
+            Ok(widen(v).filter(|x| x.is_finite()))
         }
 
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
@@ -71,25 +71,41 @@ fn coordinate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::
     d.deserialize_option(Visitor)
 }
 
+/// `v` through its shortest decimal form, written on the stack (this runs
+/// for every coordinate of a city database).
+fn widen(v: f32) -> Option<f64> {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut rest = &mut buf[..];
+    write!(rest, "{v}").ok()?;
+    let len = 64 - rest.len();
+    std::str::from_utf8(&buf[..len]).ok()?.parse().ok()
+}
+
 fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
 }
 
-fn location(record: &DbipRecord<'_>, tz: &TzResolver) -> GeoData {
-    let country = non_empty(record.country_code).map(|c| c.to_ascii_uppercase());
-    let timezone = match (&country, record.latitude, record.longitude) {
-        (Some(c), Some(lat), Some(lon)) => tz.resolve(lat, lon, c).map(str::to_owned),
-        _ => None,
-    };
+/// The location of a record, its time zone still unset.
+fn location(record: &DbipRecord<'_>) -> GeoData {
     GeoData {
-        country,
+        country: non_empty(record.country_code).map(|c| c.to_ascii_uppercase()),
         region: non_empty(record.state1),
         city: non_empty(record.city),
         latitude: record.latitude,
         longitude: record.longitude,
-        timezone,
+        timezone: None,
+    }
+}
+
+/// Derives each location's zone from its coordinates and country.
+fn add_timezones(batch: &mut GeoBatch, tz: &TzResolver) {
+    for geo in &mut batch.locations {
+        if let (Some(c), Some(lat), Some(lon)) = (&geo.country, geo.latitude, geo.longitude) {
+            geo.timezone = tz.resolve(lat, lon, c).map(str::to_owned);
+        }
     }
 }
 
@@ -103,8 +119,20 @@ pub fn parse_dbip_mmdb(
     bytes: Vec<u8>,
     tz: &TzResolver,
 ) -> Result<GeoBatch, DataError> {
+    dbip_mmdb(file, bytes, || tz)
+}
+
+/// [`parse_dbip_mmdb`], asking for the zone index only once every
+/// network is read.
+pub(crate) fn dbip_mmdb<'t>(
+    file: &Path,
+    bytes: Vec<u8>,
+    tz: impl FnOnce() -> &'t TzResolver,
+) -> Result<GeoBatch, DataError> {
     let reader = Reader::from_source(bytes).map_err(|e| mmdb_error(file, e))?;
-    read_networks(file, &reader, |r: DbipRecord<'_>| location(&r, tz))
+    let mut batch = read_networks(file, &reader, |r: DbipRecord<'_>| location(&r))?;
+    add_timezones(&mut batch, tz());
+    Ok(batch)
 }
 
 #[derive(Deserialize)]
@@ -157,8 +185,18 @@ pub fn parse_geolite2_city_mmdb(
     bytes: Vec<u8>,
     tz: &TzResolver,
 ) -> Result<GeoBatch, DataError> {
+    geolite2_city_mmdb(file, bytes, || tz)
+}
+
+/// [`parse_geolite2_city_mmdb`], asking for the zone index only once
+/// every network is read.
+pub(crate) fn geolite2_city_mmdb<'t>(
+    file: &Path,
+    bytes: Vec<u8>,
+    tz: impl FnOnce() -> &'t TzResolver,
+) -> Result<GeoBatch, DataError> {
     let reader = Reader::from_source(bytes).map_err(|e| mmdb_error(file, e))?;
-    read_networks(file, &reader, |r: CityRecord<'_>| {
+    let mut batch = read_networks(file, &reader, |r: CityRecord<'_>| {
         let flat = DbipRecord {
             city: english(r.city.as_ref()),
             country_code: r.country.as_ref().and_then(|c| c.iso_code),
@@ -166,8 +204,10 @@ pub fn parse_geolite2_city_mmdb(
             longitude: r.location.as_ref().and_then(|l| l.longitude),
             state1: english(r.subdivisions.first()),
         };
-        location(&flat, tz)
-    })
+        location(&flat)
+    })?;
+    add_timezones(&mut batch, tz());
+    Ok(batch)
 }
 
 /// Walks every network of `reader`, decoding each distinct record once.
@@ -181,7 +221,7 @@ where
     F: FnMut(T) -> GeoData,
 {
     let mut batch = GeoBatch::default();
-    let mut by_offset: HashMap<usize, u32> = HashMap::new();
+    let mut by_offset: FxHashMap<usize, u32> = FxHashMap::default();
     let networks = reader
         .networks(WithinOptions::default())
         .map_err(|e| mmdb_error(file, e))?;
@@ -206,7 +246,7 @@ where
                 id
             }
         };
-        push_merged(&mut batch.ranges, range, id);
+        batch.ranges.push(range, id);
     }
     Ok(batch)
 }
@@ -215,6 +255,16 @@ where
 /// `first,last,country_code,state1,state2,city,postcode,latitude,longitude[,timezone]`.
 /// Empty fields are `None`; the zone is derived from the coordinates.
 pub fn parse_geo_csv(file: &Path, text: &str, tz: &TzResolver) -> Result<GeoBatch, DataError> {
+    geo_csv(file, text, || tz)
+}
+
+/// [`parse_geo_csv`], asking for the zone index only once every row is
+/// read.
+pub(crate) fn geo_csv<'t>(
+    file: &Path,
+    text: &str,
+    tz: impl FnOnce() -> &'t TzResolver,
+) -> Result<GeoBatch, DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -231,9 +281,10 @@ pub fn parse_geo_csv(file: &Path, text: &str, tz: &TzResolver) -> Result<GeoBatc
         let line = record.position().map_or(line, |p| p.line());
         let (range, flat) = geo_row(&record).map_err(|m| DataError::parse(file, line, m))?;
         let id = u32::try_from(batch.locations.len()).unwrap_or(u32::MAX);
-        batch.locations.push(location(&flat, tz));
-        batch.ranges.push((range, id));
+        batch.locations.push(location(&flat));
+        batch.ranges.push(range, id);
     }
+    add_timezones(&mut batch, tz());
     Ok(batch)
 }
 
@@ -268,58 +319,49 @@ fn geo_row(record: &csv::StringRecord) -> Result<(IpRange, DbipRecord<'_>), Stri
     Ok((range, flat))
 }
 
-/// Appends, or extends the last range when it is adjacent with the same id.
-fn push_merged(ranges: &mut Vec<(IpRange, u32)>, range: IpRange, id: u32) {
-    if let Some((last, last_id)) = ranges.last_mut() {
-        if *last_id == id {
-            match (last, range) {
-                (
-                    IpRange::V4 { last: end, .. },
-                    IpRange::V4 {
-                        first,
-                        last: new_end,
-                    },
-                ) if u32::from(*end).checked_add(1) == Some(u32::from(first)) => {
-                    *end = new_end;
-                    return;
-                }
-                (
-                    IpRange::V6 { last: end, .. },
-                    IpRange::V6 {
-                        first,
-                        last: new_end,
-                    },
-                ) if u128::from(*end).checked_add(1) == Some(u128::from(first)) => {
-                    *end = new_end;
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-    ranges.push((range, id));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn merging_adjacent_ranges() {
-        let mut v = Vec::new();
-        push_merged(&mut v, IpRange::from_cidr("1.0.0.0/24").unwrap(), 1);
-        push_merged(&mut v, IpRange::from_cidr("1.0.1.0/24").unwrap(), 1);
-        push_merged(&mut v, IpRange::from_cidr("1.0.2.0/24").unwrap(), 2);
-        push_merged(&mut v, IpRange::from_cidr("1.0.4.0/24").unwrap(), 2);
+        let mut v = GeoRanges::new();
+        v.push(IpRange::from_cidr("1.0.0.0/24").unwrap(), 1);
+        v.push(IpRange::from_cidr("1.0.1.0/24").unwrap(), 1);
+        v.push(IpRange::from_cidr("1.0.2.0/24").unwrap(), 2);
+        v.push(IpRange::from_cidr("1.0.4.0/24").unwrap(), 2);
+        v.push(IpRange::from_cidr("2a01::/32").unwrap(), 2);
+        v.push(IpRange::from_cidr("2a01:1::/32").unwrap(), 2);
+        v.push(IpRange::from_cidr("2a01:3::/32").unwrap(), 2);
         let got: Vec<String> = v.iter().map(|(r, i)| format!("{r}#{i}")).collect();
         assert_eq!(
             got,
             [
                 "1.0.0.0-1.0.1.255#1",
                 "1.0.2.0-1.0.2.255#2",
-                "1.0.4.0-1.0.4.255#2"
+                "1.0.4.0-1.0.4.255#2",
+                "2a01::-2a01:1:ffff:ffff:ffff:ffff:ffff:ffff#2",
+                "2a01:3::-2a01:3:ffff:ffff:ffff:ffff:ffff:ffff#2",
             ]
         );
+    }
+
+    #[test]
+    fn float_coordinates_widen_through_their_shortest_form() {
+        for v in [
+            37.422f32,
+            -122.085,
+            0.0,
+            -0.0,
+            1e-7,
+            89.99999,
+            f32::MAX,
+            f32::MIN,
+        ] {
+            assert_eq!(widen(v), v.to_string().parse::<f64>().ok(), "{v}");
+        }
+        assert_eq!(widen(37.422), Some(37.422));
+        assert!(widen(f32::NAN).is_some_and(f64::is_nan));
     }
 
     #[test]

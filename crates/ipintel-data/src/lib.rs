@@ -28,6 +28,7 @@ pub mod update;
 pub mod weights;
 
 pub use error::DataError;
-pub use load::{load_snapshot, load_sources, manifest_sources};
+pub use ipintel_core::Aggregates;
+pub use load::{load_snapshot, load_sources, load_sources_with, manifest_sources};
 pub use sources::SourcesConfig;
 pub use status::{DataStatus, SourceError, SourceStatus};

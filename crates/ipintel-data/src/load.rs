@@ -2,17 +2,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::time::Instant;
 
-use ipintel_core::{Snapshot, SnapshotBuilder, SourceId, SourceMeta};
+use ipintel_core::{Aggregates, Snapshot, SnapshotBuilder, SourceId, SourceMeta};
 
 use crate::asn::{parse_asn_csv, parse_geolite2_asn_mmdb, AsnBatch};
 use crate::batch::SignalBatch;
 use crate::cloudcheck::parse_cloudcheck_with;
 use crate::error::DataError;
 use crate::feeds::{parse_json_prefixes, parse_tor_exit_addresses};
-use crate::geo::{parse_dbip_mmdb, parse_geo_csv, parse_geolite2_city_mmdb, GeoBatch};
+use crate::geo::{dbip_mmdb, geo_csv, geolite2_city_mmdb, GeoBatch};
 use crate::iporigin::parse_iporigin_with;
 use crate::lists::{
     parse_emerging_threats_with, parse_ip_port, parse_kavachnet_with, parse_netset,
@@ -54,7 +54,8 @@ pub(crate) enum Parsed {
 pub fn load_snapshot(dir: &Path) -> Result<Snapshot, DataError> {
     let manifest = read_manifest(dir)?;
     let config = crate::from_manifest::sources_of(&manifest)?;
-    build(dir, &config, Some(&manifest), &FeedStates::read(dir)?)
+    let feeds = FeedStates::read(dir)?;
+    build(dir, &config, Some(&manifest), &feeds, Aggregates::Now)
 }
 
 /// The sources that the roles of `<dir>/manifest.json` name.
@@ -66,12 +67,24 @@ pub fn manifest_sources(dir: &Path) -> Result<SourcesConfig, DataError> {
 /// `dir`. A file listed in `dir/manifest.json` is checked against it; a
 /// downloaded feed is checked against the SHA-256 its download recorded.
 pub fn load_sources(dir: &Path, config: &SourcesConfig) -> Result<Snapshot, DataError> {
+    load_sources_with(dir, config, Aggregates::Now)
+}
+
+/// [`load_sources`], computing the snapshot's country and AS aggregates
+/// when `aggregates` says: a one-off run that only looks addresses up
+/// (`ipintel enrich`) leaves them for a first use that never comes.
+pub fn load_sources_with(
+    dir: &Path,
+    config: &SourcesConfig,
+    aggregates: Aggregates,
+) -> Result<Snapshot, DataError> {
     let manifest = match read_manifest(dir) {
         Ok(m) => Some(m),
         Err(DataError::MissingManifest { .. }) => None,
         Err(e) => return Err(e),
     };
-    build(dir, config, manifest.as_ref(), &FeedStates::read(dir)?)
+    let feeds = FeedStates::read(dir)?;
+    build(dir, config, manifest.as_ref(), &feeds, aggregates)
 }
 
 fn build(
@@ -79,14 +92,16 @@ fn build(
     config: &SourcesConfig,
     manifest: Option<&Manifest>,
     feeds: &FeedStates,
+    aggregates: Aggregates,
 ) -> Result<Snapshot, DataError> {
     let started = Instant::now();
     let jobs = plan(config, manifest, feeds);
-    let parsed = run_jobs(dir, &jobs)?;
-    let parsed_ms = started.elapsed().as_millis();
-    let snapshot = assemble(&jobs, parsed);
+    let mut assembly = Assembly::new();
+    run_jobs(dir, &jobs, |job, parsed| assembly.add(job, parsed))?;
+    let files_ms = started.elapsed().as_millis() as u64;
+    let snapshot = assembly.builder.build_with(aggregates);
     tracing::info!(
-        parse_ms = parsed_ms as u64,
+        files_ms,
         merge_ms = snapshot.meta().build_ms,
         total_ms = started.elapsed().as_millis() as u64,
         ranges_v4 = snapshot.meta().ranges_v4,
@@ -128,43 +143,55 @@ fn listed<'m>(manifest: &'m Manifest, rel: &str) -> Option<(&'m ManifestSource, 
         .find_map(|s| s.files.iter().find(|f| f.path == rel).map(|f| (s, f)))
 }
 
-/// Runs the jobs, largest file first, on up to one worker per core.
-/// Results come back in job order.
-fn run_jobs(dir: &Path, jobs: &[Job<'_>]) -> Result<Vec<Parsed>, DataError> {
+/// Runs the jobs, largest file first, on up to one worker per core, and
+/// hands each parsed file to `take` on the calling thread in job order,
+/// as soon as it and every file before it are parsed (the builder takes
+/// the first files while the workers parse the rest). Stops at the first
+/// job, in job order, that fails.
+fn run_jobs(
+    dir: &Path,
+    jobs: &[Job<'_>],
+    mut take: impl FnMut(&Job<'_>, Parsed),
+) -> Result<(), DataError> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(jobs[*i].listed.map_or(0, |(_, f)| f.bytes)));
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<Parsed, DataError>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
-    let tz = &TZ;
+    let (order, next) = (&order, &AtomicUsize::new(0));
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(jobs.len())
         .max(1);
     std::thread::scope(|scope| {
+        let (done, results) = mpsc::channel();
         for _ in 0..workers {
-            scope.spawn(|| {
+            let done = done.clone();
+            scope.spawn(move || {
                 while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = run_job(dir, &jobs[i], tz);
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(result);
+                    // The receiver is gone only after a failure: stop.
+                    if done.send((i, run_job(dir, &jobs[i], &TZ))).is_err() {
+                        return;
                     }
                 }
             });
         }
-    });
-    results
-        .into_iter()
-        .map(|slot| {
-            let taken = slot.into_inner().ok().flatten();
-            taken.unwrap_or_else(|| {
-                Err(DataError::Manifest {
-                    path: dir.join(crate::manifest::MANIFEST_FILE),
-                    message: "a loader worker stopped".into(),
-                })
-            })
-        })
-        .collect()
+        drop(done);
+        let mut waiting: Vec<Option<Result<Parsed, DataError>>> =
+            jobs.iter().map(|_| None).collect();
+        let mut taken = 0;
+        for (i, result) in results {
+            waiting[i] = Some(result);
+            while let Some(ready) = waiting.get_mut(taken).and_then(Option::take) {
+                take(&jobs[taken], ready?);
+                taken += 1;
+            }
+        }
+        if taken < jobs.len() {
+            return Err(DataError::Manifest {
+                path: dir.join(crate::manifest::MANIFEST_FILE),
+                message: "a loader worker stopped".into(),
+            });
+        }
+        Ok(())
+    })
 }
 
 fn read_job(dir: &Path, job: &Job<'_>) -> Result<(PathBuf, Vec<u8>), DataError> {
@@ -222,16 +249,14 @@ pub(crate) fn parse_file(
         spec.single_weight()
             .ok_or_else(|| DataError::parse(path, 0, "the source names no signal kind"))
     };
+    // Time zones are resolved once a geo file is read: the zone index is
+    // built by the first file to get there while the others read on.
     let tz = || tz.get_or_init(TzResolver::new);
     let signals = |b: SignalBatch| Ok(Parsed::Signals(b, None));
     match spec.format {
-        Format::MmdbDbip => Ok(Parsed::Geo(parse_dbip_mmdb(path, bytes, tz())?)),
-        Format::MmdbGeolite2City => Ok(Parsed::Geo(parse_geolite2_city_mmdb(path, bytes, tz())?)),
-        Format::CsvGeo => Ok(Parsed::Geo(parse_geo_csv(
-            path,
-            &text(path, &bytes)?,
-            tz(),
-        )?)),
+        Format::MmdbDbip => Ok(Parsed::Geo(dbip_mmdb(path, bytes, tz)?)),
+        Format::MmdbGeolite2City => Ok(Parsed::Geo(geolite2_city_mmdb(path, bytes, tz)?)),
+        Format::CsvGeo => Ok(Parsed::Geo(geo_csv(path, &text(path, &bytes)?, tz)?)),
         Format::MmdbGeolite2Asn => Ok(Parsed::Asn(parse_geolite2_asn_mmdb(path, bytes)?)),
         Format::CsvAsn => Ok(Parsed::Asn(parse_asn_csv(path, &text(path, &bytes)?)?)),
         Format::Iporigin => signals(parse_iporigin_with(path, &bytes, w)?.1),
@@ -304,45 +329,58 @@ fn meta(job: &Job<'_>, parsed_date: Option<&str>) -> SourceMeta {
     }
 }
 
-/// Feeds the parsed files to the builder in sources-file order, one
-/// builder source per sources-file source.
-fn assemble(jobs: &[Job<'_>], parsed: Vec<Parsed>) -> Snapshot {
-    let mut builder = SnapshotBuilder::new();
-    let mut current: Option<(&str, SourceId, u64)> = None;
-    for (job, parsed) in jobs.iter().zip(parsed) {
-        let id = match current {
-            Some((name, id, _)) if name == job.spec.name => id,
+/// The builder, fed the parsed files in sources-file order, one builder
+/// source per sources-file source.
+struct Assembly {
+    builder: SnapshotBuilder,
+    /// The source being fed: its name, id and records so far.
+    current: Option<(String, SourceId, u64)>,
+}
+
+impl Assembly {
+    fn new() -> Self {
+        Assembly {
+            builder: SnapshotBuilder::new(),
+            current: None,
+        }
+    }
+
+    fn add(&mut self, job: &Job<'_>, parsed: Parsed) {
+        let started = Instant::now();
+        let records = parsed.records();
+        let id = match &mut self.current {
+            Some((name, id, n)) if *name == job.spec.name => {
+                *n += records;
+                *id
+            }
             _ => {
-                if let Some((_, id, n)) = current {
-                    builder.set_records(id, n);
-                }
-                let id = builder.source(meta(job, parsed.data_date()));
-                current = Some((&job.spec.name, id, 0));
+                let id = self.builder.source(meta(job, parsed.data_date()));
+                self.current = Some((job.spec.name.clone(), id, records));
                 id
             }
         };
-        if let Some(entry) = current.as_mut() {
-            entry.2 += parsed.records();
+        if let Some((_, id, n)) = &self.current {
+            self.builder.set_records(*id, *n);
         }
-        feed(&mut builder, id, parsed);
+        feed(&mut self.builder, id, parsed);
+        tracing::debug!(
+            file = %job.rel,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "data file fed to the builder"
+        );
     }
-    if let Some((_, id, n)) = current {
-        builder.set_records(id, n);
-    }
-    builder.build()
 }
 
 fn feed(builder: &mut SnapshotBuilder, id: SourceId, parsed: Parsed) {
     match parsed {
         Parsed::Geo(batch) => {
+            builder.reserve_locations(batch.locations.len());
             let ids: Vec<_> = batch
                 .locations
                 .iter()
                 .map(|g| builder.location(g))
                 .collect();
-            for (range, loc) in batch.ranges {
-                builder.geo_location(range, ids[loc as usize]);
-            }
+            builder.geo_ranges(batch.ranges, &ids);
         }
         Parsed::Asn(batch) => {
             for (range, asn, holder) in batch.rows {

@@ -21,21 +21,20 @@
 //! answer is thus either a `zone1970.tab` zone that lists the country, or a
 //! polygon zone that lies around the country's own centre.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use timezone_data as td;
 
 /// Resolves (latitude, longitude, country) to an IANA zone.
 pub struct TzResolver {
     finder: tzf_rs::DefaultFinder,
     /// zone1970 zone -> countries.
-    countries: HashMap<&'static str, Vec<&'static str>>,
+    countries: FxHashMap<&'static str, Vec<&'static str>>,
     /// Polygon zone name -> zone1970 zone (identity for zone1970 zones).
-    canonical: HashMap<String, &'static str>,
+    canonical: FxHashMap<String, &'static str>,
     /// (zone1970 zone, country) -> the country's own polygon zone name.
-    local: HashMap<(&'static str, &'static str), &'static str>,
+    local: FxHashMap<(&'static str, &'static str), &'static str>,
     /// Country -> its zone1970 zones.
-    zones_of: HashMap<&'static str, Vec<&'static str>>,
+    zones_of: FxHashMap<&'static str, Vec<&'static str>>,
 }
 
 impl std::fmt::Debug for TzResolver {
@@ -66,8 +65,8 @@ impl TzResolver {
     /// Loads the polygon and zone tables (takes a moment; build once).
     pub fn new() -> TzResolver {
         let finder = tzf_rs::DefaultFinder::new();
-        let mut countries = HashMap::new();
-        let mut zones_of: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        let mut countries = FxHashMap::default();
+        let mut zones_of: FxHashMap<&'static str, Vec<&'static str>> = FxHashMap::default();
         let mut rules: Vec<(&'static str, Rules)> = Vec::new();
         for name in td::names() {
             let (Some(meta), Ok(zone)) = (td::meta(name), td::load(name)) else {
@@ -134,10 +133,10 @@ impl Default for TzResolver {
 
 fn canonical_names(
     finder: &tzf_rs::DefaultFinder,
-    countries: &HashMap<&'static str, Vec<&'static str>>,
+    countries: &FxHashMap<&'static str, Vec<&'static str>>,
     rules: &[(&'static str, Rules)],
-) -> HashMap<String, &'static str> {
-    let mut out = HashMap::new();
+) -> FxHashMap<String, &'static str> {
+    let mut out = FxHashMap::default();
     for name in finder.timezonenames() {
         if let Some((zone, _)) = countries.get_key_value(name) {
             out.insert(name.to_owned(), *zone);
@@ -160,10 +159,10 @@ fn canonical_names(
 /// whose centre lies inside it.
 fn local_names(
     finder: &tzf_rs::DefaultFinder,
-    countries: &HashMap<&'static str, Vec<&'static str>>,
-    canonical: &HashMap<String, &'static str>,
-) -> HashMap<(&'static str, &'static str), &'static str> {
-    let mut out = HashMap::new();
+    countries: &FxHashMap<&'static str, Vec<&'static str>>,
+    canonical: &FxHashMap<String, &'static str>,
+) -> FxHashMap<(&'static str, &'static str), &'static str> {
+    let mut out = FxHashMap::default();
     for (name, zone) in canonical {
         let Ok(polygon_zone) = td::load(name) else {
             continue;

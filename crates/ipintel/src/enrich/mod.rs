@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use ipintel_core::Snapshot;
+use ipintel_data::Aggregates;
 
-use crate::config::LookupConfig;
-use crate::serve::load_data;
+use crate::config::{DataConfig, LookupConfig};
 use pipeline::{Ended, Source};
 use records::{Counts, Job, Layout};
 
@@ -102,7 +103,7 @@ const HEAD: usize = 64 * 1024;
 pub async fn run(config: LookupConfig, options: EnrichOptions) -> anyhow::Result<()> {
     let input = Input::open(options.input.as_ref())?;
     let started = Instant::now();
-    let (_, snapshot) = load_data(&config.data, false).await?;
+    let snapshot = load_data(&config.data).await?;
     let load = started.elapsed();
     let quiet = options.quiet;
     let enrich = move || enrich(Arc::new(snapshot), input, &options);
@@ -115,6 +116,21 @@ pub async fn run(config: LookupConfig, options: EnrichOptions) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// Loads the data as `ipintel lookup` does, without the country and AS
+/// aggregates that only the API's intel endpoints read (a second or so of
+/// a load's few).
+async fn load_data(data: &DataConfig) -> anyhow::Result<Snapshot> {
+    let dir = data.dir.clone();
+    let location = crate::reload::location(data);
+    tokio::task::spawn_blocking(move || {
+        let sources = ipintel_http::read_sources(&dir, &location)?;
+        ipintel_data::load_sources_with(&dir, &sources, Aggregates::OnFirstUse)
+    })
+    .await
+    .context("the data loading task failed")?
+    .with_context(|| format!("cannot load the IP data in {}", data.dir.display()))
 }
 
 /// The input stream, and its size when it is a file.
