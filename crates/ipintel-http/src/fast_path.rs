@@ -82,6 +82,7 @@ pub(crate) async fn serve(
     shutdown: &CancellationToken,
 ) -> Outcome {
     let mut input = BytesMut::with_capacity(4096);
+    let mut body = Vec::with_capacity(BODY_CAPACITY);
     let mut output = Vec::with_capacity(BODY_CAPACITY);
     loop {
         let deadline = tokio::time::Instant::now() + header_timeout;
@@ -105,11 +106,10 @@ pub(crate) async fn serve(
         };
 
         let started = Instant::now();
-        let Some(key) = admit(state, &input[key]).await else {
+        let Some((key, quota)) = admit(state, &input[key]).await else {
             return Outcome::HandOver(input.freeze());
         };
-        output.clear();
-        respond(state, ip, &key, &mut output);
+        respond(state, ip, &quota, &mut body, &mut output);
         input.advance(head_len);
         if stream.write_all(&output).await.is_err() {
             return Outcome::Done;
@@ -190,29 +190,33 @@ fn visible_text(value: &[u8]) -> Option<&str> {
     plain.then(|| std::str::from_utf8(value).ok()).flatten()
 }
 
-/// Authenticates `key` and counts one lookup, or `None` (nothing counted)
-/// when the router should answer: not valid UTF-8, unknown, revoked, out
-/// of quota or the store unreachable.
-async fn admit(state: &AppState, key: &[u8]) -> Option<KeyHandle> {
+/// Authenticates `key` and counts one lookup, giving the quota as it
+/// stands after it, or `None` (nothing counted) when the router should
+/// answer: not valid UTF-8, unknown, revoked, out of quota or the store
+/// unreachable.
+async fn admit(state: &AppState, key: &[u8]) -> Option<(KeyHandle, Quota)> {
     let key = std::str::from_utf8(key).ok()?;
     let handle = state.accounts.authenticate(key).await.ok()?;
-    state.accounts.consume(&handle, 1, now_unix()).ok()?;
+    let quota = state.accounts.consume(&handle, 1, now_unix()).ok()?;
     state.metrics.lookup(handle.plan());
-    Some(handle)
+    Some((handle, quota))
 }
 
-/// Writes the whole response to one counted lookup into `out`: the record,
-/// or the router's 500 answer should serialising it fail or panic.
-fn respond(state: &AppState, ip: IpAddr, key: &KeyHandle, out: &mut Vec<u8>) {
-    let mut body = Vec::with_capacity(BODY_CAPACITY);
+/// Writes the whole response to one counted lookup into `out`, using
+/// `body` as scratch: the record, or the router's 500 answer should
+/// serialising it fail or panic.
+fn respond(state: &AppState, ip: IpAddr, quota: &Quota, body: &mut Vec<u8>, out: &mut Vec<u8>) {
+    body.clear();
+    out.clear();
     let rendered = catch_unwind(AssertUnwindSafe(|| {
-        with_reports(state, ip, |record| serde_json::to_writer(&mut body, record))
+        with_reports(state, ip, |record| {
+            serde_json::to_writer(&mut *body, record)
+        })
     }));
     match rendered {
         Ok(Ok(())) => {
-            let quota = state.accounts.quota(key, now_unix());
-            write_head(out, "200 OK", body.len(), Some(&quota));
-            out.extend_from_slice(&body);
+            write_head(out, "200 OK", body.len(), Some(quota));
+            out.extend_from_slice(body);
         }
         Ok(Err(err)) => {
             tracing::error!(error = %err, "serialising a response failed");
