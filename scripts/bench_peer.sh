@@ -31,14 +31,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need() {
-  local package=$1 file=$2
-  [ -e "$file" ] && return
-  echo "installing $package from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "$package" >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq "$package" >/dev/null; }
-}
+. scripts/bench_lib.sh
 need wrk /usr/bin/wrk
 need nginx-light /usr/sbin/nginx
 need libnginx-mod-http-geoip2 /usr/lib/nginx/modules/ngx_http_geoip2_module.so
@@ -107,15 +100,10 @@ nginx -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
 
 # --- ipintel ----------------------------------------------------------
 export IPINTEL_DB="$work/load.db"
-key=$("$bin" keys create --label peer-bench --daily-limit 1000000000000 --json 2>/dev/null \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+key=$(unlimited_key "$bin" peer-bench)
 RUST_LOG=warn "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.5
-done
+wait_ready "$port" "$server_pid" "$work/server.log"
 curl -fsS "http://127.0.0.1:$peer_port/ip/8.8.8.8" >/dev/null
 
 # --- the same load on both ---------------------------------------------

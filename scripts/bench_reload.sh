@@ -36,12 +36,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq wrk >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-fi
+. scripts/bench_lib.sh
+need wrk /usr/bin/wrk
 
 scripts/fetch_data.py
 scripts/build_web.sh
@@ -59,18 +55,13 @@ trap cleanup EXIT
 
 # --- the server --------------------------------------------------------
 export IPINTEL_DB="$work/load.db"
-key=$("$bin" keys create --label reload-bench --daily-limit 1000000000000 --json 2>/dev/null \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+key=$(unlimited_key "$bin" reload-bench)
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 cp config/sources.toml "$work/sources.toml"
 IPINTEL_SOURCES="$work/sources.toml" IPINTEL_ADMIN_TOKEN="$token" IPINTEL_DATA_REFRESH_SECS=0 \
   RUST_LOG=warn "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.5
-done
+wait_ready "$port" "$server_pid" "$work/server.log"
 
 python3 scripts/random_addrs.py "$work/addrs.lua" "$key"
 cat >"$work/load.lua" <<LUA

@@ -20,6 +20,7 @@ pub mod iporigin;
 pub mod lists;
 mod load;
 pub mod manifest;
+pub mod sample;
 pub mod sources;
 pub mod state;
 pub mod status;

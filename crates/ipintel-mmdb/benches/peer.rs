@@ -25,15 +25,15 @@
 
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use ipintel_core::reserved::classify;
-use ipintel_core::{IpRange, Snapshot};
+use ipintel_core::Snapshot;
 use ipintel_data::asn::{parse_asn_csv, AsnBatch};
+use ipintel_data::sample::{public_v4, public_v6, Seeded};
 use maxminddb::{geoip2, Reader};
 use serde::{Deserialize, Serialize};
 
@@ -98,45 +98,6 @@ fn data_dir() -> PathBuf {
     std::env::var_os("IPINTEL_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
-}
-
-/// SplitMix64: a fixed, seeded sequence.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-fn public_v4(mix: &mut Mix) -> Vec<IpAddr> {
-    std::iter::repeat_with(|| IpAddr::V4(Ipv4Addr::from(mix.next() as u32)))
-        .filter(|ip| classify(*ip).is_none())
-        .take(SAMPLES)
-        .collect()
-}
-
-/// IPv6 addresses inside announced AS ranges (uniform random IPv6 would
-/// almost always miss the data).
-fn public_v6(as_v6: &AsnBatch, mix: &mut Mix) -> Vec<IpAddr> {
-    std::iter::repeat_with(|| {
-        let (range, _, _) = as_v6.rows[(mix.next() % as_v6.rows.len() as u64) as usize];
-        let IpRange::V6 { first, last } = range else {
-            return None;
-        };
-        let span = u128::from(last) - u128::from(first);
-        let offset =
-            (u128::from(mix.next()) << 64 | u128::from(mix.next())) % span.saturating_add(1).max(1);
-        Some(IpAddr::V6(Ipv6Addr::from(u128::from(first) + offset)))
-    })
-    .flatten()
-    .filter(|ip| classify(*ip).is_none())
-    .take(SAMPLES)
-    .collect()
 }
 
 fn read_as_csv(dir: &Path, name: &str) -> AsnBatch {
@@ -285,9 +246,9 @@ fn benches(c: &mut Criterion) {
         asn: open(&asn_path),
     };
     let snapshot = ipintel_data::load_snapshot(&dir).expect("real data loads");
-    let mut mix = Mix(0x1D_1A7E);
-    let v4 = public_v4(&mut mix);
-    let v6 = public_v6(&as_v6, &mut mix);
+    let mut seq = Seeded::new(0x1D_1A7E);
+    let v4 = public_v4(&mut seq, SAMPLES);
+    let v6 = public_v6(&as_v6, &mut seq, SAMPLES);
     drop(as_v6);
     check_agreement(&snapshot, &peer, "v4", &v4);
     check_agreement(&snapshot, &peer, "v6", &v6);
