@@ -22,6 +22,17 @@ if ! command -v mmdblookup >/dev/null; then
   apt-get install -y -qq mmdb-bin >/dev/null 2>&1 ||
     { apt-get update -qq && apt-get install -y -qq mmdb-bin >/dev/null; }
 fi
+# The store tests run on SQLite and on PostgreSQL (IPINTEL_TEST_POSTGRES_URL,
+# default postgres://postgres@127.0.0.1:5432/test); under CI they fail when
+# PostgreSQL is unreachable, so a stopped local cluster is started first.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
+    echo "test.sh: starting the local PostgreSQL cluster" >&2
+    for version in $(ls /etc/postgresql 2>/dev/null); do
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+  fi
+fi
 # The interface is embedded in the binary, so it is built first.
 scripts/build_web.sh
 # The MaxMind format's public test corpus (good and corrupt databases) ships

@@ -2,7 +2,9 @@
 //!
 //! - [`key`]: key generation, strict parsing and hashing for storage.
 //! - [`Plan`] and [`PlanLimits`]: the plans and their daily limits.
-//! - [`Store`]: the storage interface, with [`SqliteStore`] on a SQLite file.
+//! - [`Store`]: the storage interface, with [`SqliteStore`] on a SQLite file
+//!   and [`PostgresStore`] on a PostgreSQL database; [`StoreLocation`] reads
+//!   which one a setting names and opens it.
 //! - [`Accounts`]: the request path's key cache and usage meter, flushed to
 //!   the store by a background task.
 //! - [`reports`]: abuse reports, stored by a [`ReportDesk`] and held in
@@ -13,8 +15,11 @@ mod accounts;
 mod day;
 mod error;
 pub mod key;
+mod location;
 mod plan;
+mod postgres;
 pub mod reports;
+mod rows;
 mod sqlite;
 mod store;
 
@@ -23,7 +28,9 @@ pub use accounts::{Accounts, DayUsage, KeyHandle, Quota, UsageReport, HISTORY_DA
 pub use day::{UtcDay, SECS_PER_DAY};
 pub use error::{AuthError, StoreError};
 pub use key::{KeyFormatError, KeyId, PresentedKey};
+pub use location::StoreLocation;
 pub use plan::{Plan, PlanLimits, UnknownPlan};
+pub use postgres::{BadDatabaseUrl, PostgresStore, PostgresUrl};
 pub use reports::{
     AreaReportStats, LiveItem, NetKey, NetworkReports, ReportDesk, ReportError, ReportIndex,
     ReportSettings, ReporterNet,

@@ -1,7 +1,6 @@
 //! [`Store`] on a SQLite file (WAL mode), via sqlx's runtime query API.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -11,9 +10,10 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::day::UtcDay;
-use crate::key::{KeyId, SecretHash};
+use crate::key::KeyId;
 use crate::plan::Plan;
 use crate::reports::sql as report_sql;
+use crate::rows::{corrupt, parse_key_id, to_i64, to_u64, KeyRow};
 use crate::store::{
     KeyInfo, NewKey, NewReport, ReportInsert, ReportRules, Store, StoredKey, StoredReport,
     UsageDelta,
@@ -218,13 +218,9 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| {
                 let text: String = row.try_get("day")?;
-                let day = text
-                    .parse()
-                    .map_err(|err: crate::day::BadDay| StoreError::Corrupt {
-                        table: "usage_daily",
-                        column: "day",
-                        message: err.to_string(),
-                    })?;
+                let day = text.parse().map_err(|err: crate::day::BadDay| {
+                    corrupt("usage_daily", "day", err.to_string())
+                })?;
                 let count = to_u64(row.try_get("count")?, "usage_daily", "count")?;
                 Ok((day, count))
             })
@@ -286,69 +282,23 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredReport>, StoreError> {
         report_sql::by_key(&self.pool, id, limit).await
     }
-}
 
-fn stored_key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    let hash: Vec<u8> = row.try_get("secret_hash")?;
-    let secret_hash = SecretHash::from_slice(&hash).ok_or_else(|| {
-        corrupt_key(
-            "secret_hash",
-            format!("{} bytes, expected {}", hash.len(), SecretHash::LEN),
-        )
-    })?;
-    let plan = row
-        .try_get::<Option<String>, _>("plan")?
-        .map(|text| Plan::from_str(&text).map_err(|e| corrupt_key("plan", e.to_string())))
-        .transpose()?;
-    let daily_limit_override = row
-        .try_get::<Option<i64>, _>("daily_limit_override")?
-        .map(|v| to_u64(v, "api_keys", "daily_limit_override"))
-        .transpose()?;
-    let info = KeyInfo {
-        id: parse_key_id(row.try_get("id")?, "api_keys")?,
-        label: row.try_get("label")?,
-        plan,
-        daily_limit_override,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        plan_provisioned_at: row.try_get("plan_provisioned_at")?,
-    };
-    Ok(StoredKey {
-        info,
-        secret_hash,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-pub(crate) fn parse_key_id(text: String, table: &'static str) -> Result<KeyId, StoreError> {
-    text.parse().map_err(|_| StoreError::Corrupt {
-        table,
-        column: if table == "api_keys" { "id" } else { "key_id" },
-        message: format!("{text:?} is not a key id"),
-    })
-}
-
-fn corrupt_key(column: &'static str, message: String) -> StoreError {
-    StoreError::Corrupt {
-        table: "api_keys",
-        column,
-        message,
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 }
 
-/// SQLite integers are signed; counts and limits never reach 2^63.
-pub(crate) fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn to_u64(
-    value: i64,
-    table: &'static str,
-    column: &'static str,
-) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        table,
-        column,
-        message: format!("negative value {value}"),
-    })
+fn stored_key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    KeyRow {
+        id: row.try_get("id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        label: row.try_get("label")?,
+        plan: row.try_get("plan")?,
+        daily_limit_override: row.try_get("daily_limit_override")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        plan_provisioned_at: row.try_get("plan_provisioned_at")?,
+        updated_at: row.try_get("updated_at")?,
+    }
+    .into_stored()
 }

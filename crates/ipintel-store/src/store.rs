@@ -145,8 +145,8 @@ pub enum ReportInsert {
 ///
 /// Times are Unix seconds and days are [`UtcDay`]s; an implementation maps
 /// them to its own column types. Every method is a short, independent
-/// operation, so the trait suits any SQL database (a PostgreSQL
-/// implementation would use the same statements with `$n` placeholders).
+/// operation. Two implementations exist, on SQLite and on PostgreSQL, and
+/// one behavioural test suite (`crates/ipintel-store/tests/`) runs on both.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a new key. Fails if the id exists.
@@ -205,12 +205,10 @@ pub trait Store: Send + Sync + 'static {
     async fn keys_changed_since(&self, since: i64) -> Result<Vec<StoredKey>, StoreError>;
 
     /// Inserts a report unless `rules` refuse it, checking and inserting in
-    /// one serialized write transaction (so two concurrent duplicates cannot
-    /// both pass), and returns only once the row is committed. The day of
-    /// the quota is the UTC day of `report.received_at`.
-    ///
-    /// A PostgreSQL implementation would take a per-key advisory lock (or
-    /// run at SERIALIZABLE) around the same three statements.
+    /// one transaction serialized with every other insertion for the same
+    /// key, from any connection or process (so two concurrent duplicates
+    /// cannot both pass), and returns only once the row is committed. The
+    /// day of the quota is the UTC day of `report.received_at`.
     async fn insert_report(
         &self,
         report: &NewReport,
@@ -223,4 +221,8 @@ pub trait Store: Send + Sync + 'static {
     /// The latest `limit` reports filed with key `id`, newest first.
     async fn reports_by_key(&self, id: &KeyId, limit: u32)
         -> Result<Vec<StoredReport>, StoreError>;
+
+    /// Closes the store's connections, waiting for those in use to be
+    /// returned; later calls fail with [`StoreError::Database`].
+    async fn close(&self);
 }

@@ -1,45 +1,61 @@
-//! The request-path meter on real SQLite files in a temporary directory.
+//! The request-path meter on a real store, SQLite and PostgreSQL (see
+//! `support/mod.rs`).
 
 // Helpers outside `#[test]` functions unwrap too (clippy.toml allows it in tests).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipintel_store::{
-    key, now_unix, Accounts, AuthError, KeyHandle, NewKey, Plan, PlanLimits, SqliteStore, Store,
-    UtcDay,
+    key, now_unix, Accounts, AuthError, KeyHandle, NewKey, Plan, PlanLimits, Store, UtcDay,
 };
-use sqlx::Connection;
+use support::{store_tests, TestDb};
 use tokio_util::sync::CancellationToken;
 
+store_tests!(
+    the_101st_lookup_of_a_free_key_is_refused,
+    a_batch_larger_than_the_rest_is_refused_whole,
+    the_first_counted_lookup_provisions_the_free_plan,
+    the_quota_survives_a_restart,
+    a_key_loaded_after_start_brings_its_count,
+    concurrent_lookups_never_exceed_the_limit,
+    the_quota_resets_at_utc_midnight,
+    usage_reports_today_and_the_month_including_unwritten_counts,
+    wrong_secrets_unknown_ids_and_garbage_are_refused,
+    a_cached_key_needs_no_database,
+    a_revocation_by_another_process_is_picked_up_by_the_poll,
+    a_plan_change_by_another_process_changes_the_limit,
+    a_key_created_elsewhere_is_found_after_its_miss_is_cleared,
+    a_failed_flush_keeps_its_counts_for_the_next,
+    a_graceful_shutdown_writes_every_count,
+    the_background_task_flushes_within_seconds,
+    a_failed_plan_write_does_not_count_usage_twice,
+    admit_authenticates_and_counts,
+);
+
 struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    store: Arc<SqliteStore>,
+    db: TestDb,
+    store: Arc<dyn Store>,
     accounts: Arc<Accounts>,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let accounts = Accounts::open(store.clone(), PlanLimits::default())
-        .await
-        .unwrap();
+async fn fixture(db: TestDb) -> Fixture {
+    let (store, accounts) = second_handle(&db).await;
     Fixture {
-        _dir: dir,
-        path,
+        db,
         store,
         accounts,
     }
 }
 
-/// A second, independent handle on the same file, as the CLI would open.
-async fn second_handle(path: &Path) -> (Arc<SqliteStore>, Arc<Accounts>) {
-    let store = Arc::new(SqliteStore::open(path).await.unwrap());
-    let accounts = Accounts::open(store.clone(), PlanLimits::default())
+/// An independent handle on the same database, as the CLI (another
+/// process) would open.
+async fn second_handle(db: &TestDb) -> (Arc<dyn Store>, Arc<Accounts>) {
+    let store = db.open().await;
+    let accounts = Accounts::open(Arc::clone(&store), PlanLimits::default())
         .await
         .unwrap();
     (store, accounts)
@@ -85,9 +101,8 @@ async fn wait_until(mut done: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
-#[tokio::test]
-async fn the_101st_lookup_of_a_free_key_is_refused() {
-    let f = fixture().await;
+async fn the_101st_lookup_of_a_free_key_is_refused(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     assert_eq!(key.plan(), Plan::Free);
@@ -109,9 +124,8 @@ async fn the_101st_lookup_of_a_free_key_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_larger_than_the_rest_is_refused_whole() {
-    let f = fixture().await;
+async fn a_batch_larger_than_the_rest_is_refused_whole(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     f.accounts.consume(&key, 95, now).unwrap();
@@ -124,9 +138,8 @@ async fn a_batch_larger_than_the_rest_is_refused_whole() {
     assert_eq!(f.accounts.consume(&key, 5, now).unwrap().remaining, 0);
 }
 
-#[tokio::test]
-async fn the_first_counted_lookup_provisions_the_free_plan() {
-    let f = fixture().await;
+async fn the_first_counted_lookup_provisions_the_free_plan(db: TestDb) {
+    let f = fixture(db).await;
     let (info, text) = f.accounts.create_key(None, None).await.unwrap();
     let key = f.accounts.authenticate(&text).await.unwrap();
     f.accounts.flush().await.unwrap();
@@ -143,17 +156,15 @@ async fn the_first_counted_lookup_provisions_the_free_plan() {
     assert!(stored.info.plan_provisioned_at.is_some());
 }
 
-#[tokio::test]
-async fn the_quota_survives_a_restart() {
-    let f = fixture().await;
+async fn the_quota_survives_a_restart(db: TestDb) {
+    let f = fixture(db).await;
     let (text, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     consume_all(&f.accounts, &key, 100, now);
     f.accounts.flush().await.unwrap();
     drop(key);
     let Fixture {
-        _dir,
-        path,
+        db,
         store,
         accounts,
     } = f;
@@ -161,7 +172,7 @@ async fn the_quota_survives_a_restart() {
     store.close().await;
 
     // Opening loads today's counts, so the key is already cached.
-    let (_, reopened) = second_handle(&path).await;
+    let (_, reopened) = second_handle(&db).await;
     let key = reopened.authenticate(&text).await.unwrap();
     assert_quota_exceeded(reopened.consume(&key, 1, now), now);
     let usage = reopened.usage(&key, now).await.unwrap();
@@ -169,11 +180,10 @@ async fn the_quota_survives_a_restart() {
     assert_eq!(usage.this_month, 100);
 }
 
-#[tokio::test]
-async fn a_key_loaded_after_start_brings_its_count() {
-    let f = fixture().await;
+async fn a_key_loaded_after_start_brings_its_count(db: TestDb) {
+    let f = fixture(db).await;
     // Opened before the key has any usage: it will load the key lazily.
-    let (_, other) = second_handle(&f.path).await;
+    let (_, other) = second_handle(&f.db).await;
     let (text, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     consume_all(&f.accounts, &key, 100, now);
@@ -183,9 +193,8 @@ async fn a_key_loaded_after_start_brings_its_count() {
     assert_quota_exceeded(other.consume(&key, 1, now), now);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_lookups_never_exceed_the_limit() {
-    let f = fixture().await;
+async fn concurrent_lookups_never_exceed_the_limit(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     let tasks: Vec<_> = (0..8)
@@ -220,9 +229,8 @@ async fn concurrent_lookups_never_exceed_the_limit() {
     );
 }
 
-#[tokio::test]
-async fn the_quota_resets_at_utc_midnight() {
-    let f = fixture().await;
+async fn the_quota_resets_at_utc_midnight(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let today = UtcDay::from_unix(now_unix());
     let last_second = today.next_start_unix() - 1;
@@ -255,9 +263,8 @@ async fn the_quota_resets_at_utc_midnight() {
     );
 }
 
-#[tokio::test]
-async fn usage_reports_today_and_the_month_including_unwritten_counts() {
-    let f = fixture().await;
+async fn usage_reports_today_and_the_month_including_unwritten_counts(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     // Two consecutive days of one month, in the future of the real clock.
     let (first_of_month, _) =
@@ -279,9 +286,8 @@ async fn usage_reports_today_and_the_month_including_unwritten_counts() {
     assert_eq!(json["this_month"], 34);
 }
 
-#[tokio::test]
-async fn wrong_secrets_unknown_ids_and_garbage_are_refused() {
-    let f = fixture().await;
+async fn wrong_secrets_unknown_ids_and_garbage_are_refused(db: TestDb) {
+    let f = fixture(db).await;
     let (text, _) = new_free_key(&f.accounts).await;
     let mut wrong = text.clone();
     let last = wrong.pop().unwrap();
@@ -304,9 +310,8 @@ async fn wrong_secrets_unknown_ids_and_garbage_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_cached_key_needs_no_database() {
-    let f = fixture().await;
+async fn a_cached_key_needs_no_database(db: TestDb) {
+    let f = fixture(db).await;
     let (text, _) = new_free_key(&f.accounts).await;
     let unknown = key::generate().expose_key_text();
     assert!(matches!(
@@ -329,14 +334,13 @@ async fn a_cached_key_needs_no_database() {
     ));
 }
 
-#[tokio::test]
-async fn a_revocation_by_another_process_is_picked_up_by_the_poll() {
-    let f = fixture().await;
+async fn a_revocation_by_another_process_is_picked_up_by_the_poll(db: TestDb) {
+    let f = fixture(db).await;
     let (text, key) = new_free_key(&f.accounts).await;
     let shutdown = CancellationToken::new();
     let task = f.accounts.spawn_background(shutdown.clone());
 
-    let (_, cli) = second_handle(&f.path).await;
+    let (_, cli) = second_handle(&f.db).await;
     assert!(cli.revoke_key(key.id()).await.unwrap());
     let accounts = f.accounts.clone();
     let picked_up =
@@ -352,11 +356,10 @@ async fn a_revocation_by_another_process_is_picked_up_by_the_poll() {
     task.await.unwrap();
 }
 
-#[tokio::test]
-async fn a_plan_change_by_another_process_changes_the_limit() {
-    let f = fixture().await;
+async fn a_plan_change_by_another_process_changes_the_limit(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
-    let (_, cli) = second_handle(&f.path).await;
+    let (_, cli) = second_handle(&f.db).await;
     assert!(cli.set_plan(key.id(), Plan::Custom, Some(3)).await.unwrap());
     assert_eq!(key.daily_limit(), 100, "not before the poll");
 
@@ -368,9 +371,8 @@ async fn a_plan_change_by_another_process_changes_the_limit() {
     assert_quota_exceeded(f.accounts.consume(&key, 1, now), now);
 }
 
-#[tokio::test]
-async fn a_key_created_elsewhere_is_found_after_its_miss_is_cleared() {
-    let f = fixture().await;
+async fn a_key_created_elsewhere_is_found_after_its_miss_is_cleared(db: TestDb) {
+    let f = fixture(db).await;
     let presented = key::generate();
     let text = presented.expose_key_text();
     assert!(matches!(
@@ -378,7 +380,7 @@ async fn a_key_created_elsewhere_is_found_after_its_miss_is_cleared() {
         Err(AuthError::UnknownKey)
     ));
 
-    let (cli_store, _) = second_handle(&f.path).await;
+    let (cli_store, _) = second_handle(&f.db).await;
     let new = NewKey {
         id: presented.id.clone(),
         secret_hash: presented.secret_hash(),
@@ -399,20 +401,11 @@ async fn a_key_created_elsewhere_is_found_after_its_miss_is_cleared() {
     assert!(f.accounts.authenticate(&text).await.is_ok());
 }
 
-#[tokio::test]
-async fn a_failed_flush_keeps_its_counts_for_the_next() {
-    let f = fixture().await;
+async fn a_failed_flush_keeps_its_counts_for_the_next(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
-    let url = format!("sqlite://{}", f.path.display());
-    let mut saboteur = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_daily \
-         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-    )
-    .execute(&mut saboteur)
-    .await
-    .unwrap();
+    let refusal = f.db.refuse("INSERT", "usage_daily").await;
 
     f.accounts.consume(&key, 10, now).unwrap();
     assert!(f.accounts.flush().await.is_err());
@@ -420,10 +413,7 @@ async fn a_failed_flush_keeps_its_counts_for_the_next() {
     assert!(f.accounts.flush().await.is_err());
     assert_eq!(f.accounts.usage(&key, now).await.unwrap().this_month, 15);
 
-    sqlx::query("DROP TRIGGER refuse_usage")
-        .execute(&mut saboteur)
-        .await
-        .unwrap();
+    refusal.lift().await;
     f.accounts.flush().await.unwrap();
     let day = UtcDay::from_unix(now);
     assert_eq!(f.store.usage_between(key.id(), day, day).await.unwrap(), 15);
@@ -432,9 +422,8 @@ async fn a_failed_flush_keeps_its_counts_for_the_next() {
     assert_eq!(stored.info.plan, Some(Plan::Free));
 }
 
-#[tokio::test]
-async fn a_graceful_shutdown_writes_every_count() {
-    let f = fixture().await;
+async fn a_graceful_shutdown_writes_every_count(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let shutdown = CancellationToken::new();
     let task = f.accounts.spawn_background(shutdown.clone());
@@ -447,9 +436,8 @@ async fn a_graceful_shutdown_writes_every_count() {
     assert_eq!(f.store.usage_between(key.id(), day, day).await.unwrap(), 7);
 }
 
-#[tokio::test]
-async fn the_background_task_flushes_within_seconds() {
-    let f = fixture().await;
+async fn the_background_task_flushes_within_seconds(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let shutdown = CancellationToken::new();
     let task = f.accounts.spawn_background(shutdown.clone());
@@ -464,27 +452,15 @@ async fn the_background_task_flushes_within_seconds() {
     task.await.unwrap();
 }
 
-#[tokio::test]
-async fn a_failed_plan_write_does_not_count_usage_twice() {
-    let f = fixture().await;
+async fn a_failed_plan_write_does_not_count_usage_twice(db: TestDb) {
+    let f = fixture(db).await;
     let (_, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
-    let url = format!("sqlite://{}", f.path.display());
-    let mut saboteur = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_plan BEFORE UPDATE ON api_keys \
-         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-    )
-    .execute(&mut saboteur)
-    .await
-    .unwrap();
+    let refusal = f.db.refuse("UPDATE", "api_keys").await;
 
     f.accounts.consume(&key, 9, now).unwrap();
     assert!(f.accounts.flush().await.is_err(), "the plan write fails");
-    sqlx::query("DROP TRIGGER refuse_plan")
-        .execute(&mut saboteur)
-        .await
-        .unwrap();
+    refusal.lift().await;
     f.accounts.flush().await.unwrap();
 
     let day = UtcDay::from_unix(now);
@@ -493,9 +469,8 @@ async fn a_failed_plan_write_does_not_count_usage_twice() {
     assert_eq!(stored.info.plan, Some(Plan::Free));
 }
 
-#[tokio::test]
-async fn admit_authenticates_and_counts() {
-    let f = fixture().await;
+async fn admit_authenticates_and_counts(db: TestDb) {
+    let f = fixture(db).await;
     let (text, key) = new_free_key(&f.accounts).await;
     let now = now_unix();
     let (admitted, quota) = f.accounts.admit(&text, 2, now).await.unwrap();

@@ -1,6 +1,9 @@
-//! Reports in a real SQLite file: the atomic duplicate and quota checks,
-//! and the index built from what the store holds.
+//! Reports in a real store, on SQLite and on PostgreSQL: the atomic
+//! duplicate and quota checks, and the index built from what the store
+//! holds. The index-only checks at the end need no store.
 #![allow(clippy::unwrap_used)]
+
+mod support;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,13 +12,25 @@ use ipintel_core::reports::{ReportCategories, Severity};
 use ipintel_core::ThreatLevel;
 use ipintel_store::{
     key, NewKey, NewReport, Plan, PlanLimits, ReportDesk, ReportError, ReportIndex, ReportInsert,
-    ReportRules, ReportSettings, ReporterNet, SqliteStore, Store,
+    ReportRules, ReportSettings, ReporterNet, Store,
 };
+use support::{store_tests, TestDb};
+
+store_tests!(
+    concurrent_duplicates_from_several_handles_store_exactly_one,
+    concurrent_reports_stop_at_the_daily_limit,
+    the_window_and_the_day_are_enforced_by_the_store,
+    an_ipv6_report_reads_back_as_written,
+    reports_by_key_lists_the_newest_first,
+    twenty_reports_of_one_key_over_hours_stay_below_critical,
+    free_keys_from_one_network_are_one_reporter,
+    the_desk_loads_the_last_30_days_and_maps_refusals,
+);
 
 const NOW: i64 = 1_790_000_000;
 
-async fn store_with_keys(dir: &tempfile::TempDir, n: usize) -> (Arc<SqliteStore>, Vec<key::KeyId>) {
-    let store = Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+async fn store_with_keys(db: &TestDb, n: usize) -> (Arc<dyn Store>, Vec<key::KeyId>) {
+    let store = db.open().await;
     let mut ids = Vec::new();
     for _ in 0..n {
         let presented = key::generate();
@@ -65,13 +80,22 @@ const RULES: ReportRules = ReportRules {
     daily_limit: 100,
 };
 
-#[tokio::test]
-async fn concurrent_duplicates_store_exactly_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, ids) = store_with_keys(&dir, 1).await;
-    let tasks: Vec<_> = (0..12)
-        .map(|_| {
-            let store = Arc::clone(&store);
+/// Independent handles on the database, as separate processes would
+/// hold: each with connections of its own.
+async fn handles(db: &TestDb, n: usize) -> Vec<Arc<dyn Store>> {
+    let mut handles = Vec::new();
+    for _ in 0..n {
+        handles.push(db.open().await);
+    }
+    handles
+}
+
+async fn concurrent_duplicates_from_several_handles_store_exactly_one(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 1).await;
+    let handles = handles(&db, 4).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = Arc::clone(&handles[n % handles.len()]);
             let new = report(&ids[0], "8.8.8.8", NOW);
             tokio::spawn(async move { store.insert_report(&new, &RULES).await.unwrap() })
         })
@@ -88,10 +112,43 @@ async fn concurrent_duplicates_store_exactly_one() {
     assert_eq!(store.reports_since(0).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn the_window_and_the_day_are_enforced_by_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, ids) = store_with_keys(&dir, 1).await;
+async fn concurrent_reports_stop_at_the_daily_limit(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 2).await;
+    let handles = handles(&db, 4).await;
+    let tight = ReportRules {
+        daily_limit: 5,
+        ..RULES
+    };
+    // Twenty different addresses: no duplicates, only the limit applies.
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let store = Arc::clone(&handles[n % handles.len()]);
+            let new = report(&ids[0], &format!("192.0.2.{n}"), NOW);
+            tokio::spawn(async move { store.insert_report(&new, &tight).await.unwrap() })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ReportInsert::Stored(_) => stored += 1,
+            ReportInsert::QuotaExceeded { limit: 5, .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(store.reports_since(0).await.unwrap().len(), 5);
+    let other = report(&ids[1], "192.0.2.1", NOW);
+    assert!(
+        matches!(
+            store.insert_report(&other, &tight).await.unwrap(),
+            ReportInsert::Stored(_)
+        ),
+        "another key has its own limit"
+    );
+}
+
+async fn the_window_and_the_day_are_enforced_by_the_store(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 1).await;
     let first = report(&ids[0], "8.8.8.8", NOW);
     assert!(matches!(
         store.insert_report(&first, &RULES).await.unwrap(),
@@ -134,10 +191,59 @@ async fn the_window_and_the_day_are_enforced_by_the_store() {
     assert_eq!(rows[0].report, first, "a row reads back as written");
 }
 
-#[tokio::test]
-async fn twenty_reports_of_one_key_over_hours_stay_below_critical() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, ids) = store_with_keys(&dir, 4).await;
+async fn an_ipv6_report_reads_back_as_written(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 1).await;
+    let new = NewReport {
+        comment: Some("Zugriff über 2001:db8::/64 — ✓".into()),
+        reporter_network: ReporterNet::of("2001:db8:1:2::9".parse().unwrap()),
+        asn: Some(u32::MAX),
+        country: None,
+        asn_name: None,
+        ..report(&ids[0], "2001:db8::1:0:0:1", NOW)
+    };
+
+    let ReportInsert::Stored(stored) = store.insert_report(&new, &RULES).await.unwrap() else {
+        panic!("refused");
+    };
+
+    let rows = store.reports_since(NOW).await.unwrap();
+    assert_eq!(rows, vec![stored]);
+    assert_eq!(rows[0].report, new);
+    let same = report(&ids[0], "2001:0db8:0:0:1::1", NOW + 1);
+    assert!(
+        matches!(
+            store.insert_report(&same, &RULES).await.unwrap(),
+            ReportInsert::Duplicate { .. }
+        ),
+        "an IPv6 address is a duplicate of itself"
+    );
+}
+
+async fn reports_by_key_lists_the_newest_first(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 2).await;
+    for (n, ip) in ["8.8.8.8", "8.8.4.4", "1.1.1.1"].iter().enumerate() {
+        let at = NOW + i64::try_from(n).unwrap();
+        store
+            .insert_report(&report(&ids[0], ip, at), &RULES)
+            .await
+            .unwrap();
+    }
+    store
+        .insert_report(&report(&ids[1], "9.9.9.9", NOW), &RULES)
+        .await
+        .unwrap();
+
+    let latest = store.reports_by_key(&ids[0], 2).await.unwrap();
+
+    let ips: Vec<String> = latest.iter().map(|r| r.report.ip.to_string()).collect();
+    assert_eq!(ips, ["1.1.1.1", "8.8.4.4"]);
+    assert!(latest[0].id > latest[1].id);
+    assert!(store.reports_since(NOW + 3).await.unwrap().is_empty());
+    assert_eq!(store.reports_since(NOW + 1).await.unwrap().len(), 2);
+}
+
+async fn twenty_reports_of_one_key_over_hours_stay_below_critical(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 4).await;
     for n in 0..20 {
         let at = NOW - 5 * 3600 + n * 901;
         let new = report(&ids[0], "8.8.8.8", at);
@@ -166,10 +272,8 @@ async fn twenty_reports_of_one_key_over_hours_stay_below_critical() {
     );
 }
 
-#[tokio::test]
-async fn free_keys_from_one_network_are_one_reporter() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, ids) = store_with_keys(&dir, 5).await;
+async fn free_keys_from_one_network_are_one_reporter(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 5).await;
     for (n, id) in ids.iter().enumerate() {
         let client = format!("198.51.100.{}", n + 10);
         let new = free_report(id, "8.8.8.8", NOW, &client);
@@ -222,7 +326,7 @@ async fn free_keys_from_many_networks_stop_at_high() {
 #[tokio::test]
 async fn area_statistics_count_by_country_and_asn() {
     let index = ReportIndex::new();
-    let (_, ids) = store_with_keys(&tempfile::tempdir().unwrap(), 1).await;
+    let ids = [key::generate().id];
     index.add(&report(&ids[0], "8.8.8.8", NOW - 3600), NOW);
     index.add(&report(&ids[0], "8.8.4.4", NOW - 3 * 86_400), NOW);
     let mut other = report(&ids[0], "1.1.1.1", NOW - 60);
@@ -247,11 +351,9 @@ async fn area_statistics_count_by_country_and_asn() {
     assert!(index.is_empty(), "reports older than 30 days are dropped");
 }
 
-#[tokio::test]
-async fn the_desk_loads_the_last_30_days_and_maps_refusals() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, ids) = store_with_keys(&dir, 1).await;
-    let shared: Arc<dyn Store> = store.clone();
+async fn the_desk_loads_the_last_30_days_and_maps_refusals(db: TestDb) {
+    let (store, ids) = store_with_keys(&db, 1).await;
+    let shared = Arc::clone(&store);
     let old = report(&ids[0], "8.8.8.8", ipintel_store::now_unix() - 40 * 86_400);
     store.insert_report(&old, &RULES).await.unwrap();
     let limits = PlanLimits {

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipintel_http::{HttpConfig, ServeOptions, TrustedProxies};
-use ipintel_store::{PlanLimits, ReportSettings};
+use ipintel_store::{PlanLimits, ReportSettings, StoreLocation};
 use tracing_subscriber::EnvFilter;
 
 /// Exit code for bad configuration or usage (EX_USAGE).
@@ -227,18 +227,30 @@ impl DataConfig {
     }
 }
 
-/// Where keys and usage are stored.
+/// Where keys, usage and reports are stored.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// SQLite database file (`IPINTEL_DB`, `--db`).
-    pub db: PathBuf,
+    /// A SQLite file, or PostgreSQL when the setting is a `postgres://` or
+    /// `postgresql://` URL (`IPINTEL_DB`, `--db`; default `var/ipintel.db`).
+    pub db: StoreLocation,
 }
 
 impl StoreConfig {
+    const DEFAULT_DB: &'static str = "var/ipintel.db";
+
     fn load(env: &Env, flag: Option<PathBuf>, problems: &mut Problems) -> Self {
-        let db = flag
-            .or_else(|| env.text("IPINTEL_DB", problems).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("var/ipintel.db"));
+        let (setting, value) = match flag {
+            Some(path) => ("--db", path),
+            None => match env.text("IPINTEL_DB", problems) {
+                Some(text) => ("IPINTEL_DB", PathBuf::from(text)),
+                None => ("IPINTEL_DB", PathBuf::from(Self::DEFAULT_DB)),
+            },
+        };
+        let db = StoreLocation::from_setting(value).unwrap_or_else(|err| {
+            // The message shows the URL with its password hidden.
+            problems.add(setting, err.to_string());
+            StoreLocation::Sqlite(PathBuf::from(Self::DEFAULT_DB))
+        });
         Self { db }
     }
 }
@@ -513,6 +525,8 @@ impl LookupConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn settings(problems: &Problems) -> Vec<&str> {
@@ -524,7 +538,9 @@ mod tests {
         let config = ServeConfig::load(&Env::default(), ServeFlags::default()).unwrap();
         assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data.dir, PathBuf::from("data"));
-        assert_eq!(config.store.db, PathBuf::from("var/ipintel.db"));
+        assert!(
+            matches!(&config.store.db, StoreLocation::Sqlite(p) if p == Path::new("var/ipintel.db"))
+        );
         assert_eq!(config.plans.limits, PlanLimits::default());
         assert_eq!(config.access.http.keys_per_hour_per_client, 5);
         assert_eq!(config.access.http.portal_per_minute, 30);
@@ -588,7 +604,7 @@ mod tests {
         };
         let config = ServeConfig::load(&env, flags).unwrap();
         assert_eq!(config.server.bind.port(), 1);
-        assert_eq!(config.store.db, PathBuf::from("b.db"));
+        assert_eq!(config.store.db.to_string(), "b.db");
     }
 
     #[test]
@@ -621,7 +637,40 @@ mod tests {
     fn key_commands_ignore_server_settings() {
         let env = Env::from_pairs(&[("IPINTEL_BIND", "broken"), ("IPINTEL_DB", "k.db")]);
         let config = KeysConfig::load(&env, None).unwrap();
-        assert_eq!(config.store.db, PathBuf::from("k.db"));
+        assert_eq!(config.store.db.to_string(), "k.db");
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgres() {
+        for url in [
+            "postgres://ipintel:pw@db.internal:5432/ipintel",
+            "postgresql://ipintel@127.0.0.1/ipintel?options=-c%20search_path%3Dkeys",
+        ] {
+            let env = Env::from_pairs(&[("IPINTEL_DB", url)]);
+            let config = KeysConfig::load(&env, None).unwrap();
+            assert!(
+                matches!(config.store.db, StoreLocation::Postgres(_)),
+                "{url}"
+            );
+            assert!(!config.store.db.to_string().contains("pw"));
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_is_reported_without_its_password() {
+        let env = Env::from_pairs(&[("IPINTEL_DB", "postgres://u:hunter2@h/db?sslmode=maybe")]);
+        let problems = ServeConfig::load(&env, ServeFlags::default()).unwrap_err();
+        assert_eq!(settings(&problems), ["IPINTEL_DB"]);
+        let text = problems.to_string();
+        assert!(text.contains("maybe"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let flags = ServeFlags {
+            db: Some(PathBuf::from("sqlite://var/ipintel.db")),
+            ..ServeFlags::default()
+        };
+        let problems = ServeConfig::load(&Env::default(), flags).unwrap_err();
+        assert_eq!(settings(&problems), ["--db"]);
     }
 
     #[test]

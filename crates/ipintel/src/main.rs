@@ -112,8 +112,8 @@ struct ServeArgs {
     /// Directory with the data and manifest.json [env: IPINTEL_DATA_DIR] [default: data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// SQLite database of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
-    #[arg(long, value_name = "FILE")]
+    /// SQLite file, or postgres:// URL, of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
+    #[arg(long, value_name = "FILE|URL")]
     db: Option<PathBuf>,
     /// Sources file [env: IPINTEL_SOURCES] [default: config/sources.toml if present, else the manifest].
     #[arg(long, value_name = "FILE")]
@@ -122,8 +122,8 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct KeysArgs {
-    /// SQLite database of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
-    #[arg(long, value_name = "FILE", global = true)]
+    /// SQLite file, or postgres:// URL, of keys and usage [env: IPINTEL_DB] [default: var/ipintel.db].
+    #[arg(long, value_name = "FILE|URL", global = true)]
     db: Option<PathBuf>,
     #[command(subcommand)]
     command: KeysCommand,

@@ -1,6 +1,5 @@
 //! `ipintel serve`: load the data, open the store, serve until a signal.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use arc_swap::ArcSwap;
 use ipintel_core::Snapshot;
 use ipintel_data::SourcesConfig;
 use ipintel_http::{AppState, ServeOptions};
-use ipintel_store::{now_unix, Accounts, PlanLimits, ReportDesk, SqliteStore, Store};
+use ipintel_store::{now_unix, Accounts, PlanLimits, ReportDesk, Store, StoreLocation};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +45,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone(), Arc::clone(&accounts)));
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-    let shared: Arc<dyn Store> = store.clone();
-    let limits = config.plans.limits;
+    let (shared, limits) = (Arc::clone(&store), config.plans.limits);
     let desk = ReportDesk::open(shared, limits, config.reports.settings, now_unix())
         .await
         .context("cannot read the abuse reports from the store")?;
@@ -107,17 +105,19 @@ pub async fn load_data(
     Ok((sources, snapshot))
 }
 
-/// Opens the SQLite store and the accounts meter on it.
+/// Opens the store that `db` names (SQLite or PostgreSQL) and the
+/// accounts meter on it.
 pub async fn open_accounts(
-    db: &Path,
+    db: &StoreLocation,
     limits: PlanLimits,
-) -> anyhow::Result<(Arc<SqliteStore>, Arc<Accounts>)> {
-    let store = SqliteStore::open(db)
+) -> anyhow::Result<(Arc<dyn Store>, Arc<Accounts>)> {
+    // `db` shows a PostgreSQL URL with its password hidden.
+    let store = db
+        .open()
         .await
-        .with_context(|| format!("cannot open the key store {}", db.display()))?;
-    let store = Arc::new(store);
-    let shared: Arc<dyn Store> = store.clone();
-    let accounts = Accounts::open(shared, limits)
+        .with_context(|| format!("cannot open the key store {db}"))?;
+    tracing::info!(backend = db.backend(), location = %db, "key store open");
+    let accounts = Accounts::open(Arc::clone(&store), limits)
         .await
         .context("cannot read today's usage from the key store")?;
     Ok((store, accounts))

@@ -1,8 +1,5 @@
 //! The SQL of the `reports` table (SQLite).
 
-use std::net::IpAddr;
-
-use ipintel_core::reports::{ReportCategories, Severity};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -10,7 +7,7 @@ use super::NetKey;
 use crate::day::UtcDay;
 use crate::key::KeyId;
 use crate::plan::Plan;
-use crate::sqlite::{parse_key_id, to_u64};
+use crate::rows::{to_u64, ReportRow};
 use crate::store::{NewReport, ReportInsert, ReportRules, StoredReport};
 use crate::StoreError;
 
@@ -117,60 +114,21 @@ pub(crate) async fn by_key(
 }
 
 fn from_row(row: &SqliteRow) -> Result<StoredReport, StoreError> {
-    let ip: String = row.try_get("ip")?;
-    let ip: IpAddr = ip.parse().map_err(|_| corrupt("ip", format!("{ip:?}")))?;
-    let names: String = row.try_get("categories")?;
-    let categories = ReportCategories::parse_list(&names).map_err(|e| corrupt("categories", e))?;
-    let level: i64 = row.try_get("severity")?;
-    let severity = u8::try_from(level)
-        .ok()
-        .and_then(Severity::from_level)
-        .ok_or_else(|| corrupt("severity", level))?;
-    let confidence: i64 = row.try_get("confidence")?;
-    let confidence = u8::try_from(confidence)
-        .ok()
-        .filter(|c| *c <= 100)
-        .ok_or_else(|| corrupt("confidence", confidence))?;
-    let asn: Option<i64> = row.try_get("asn")?;
-    let asn = asn
-        .map(|v| u32::try_from(v).map_err(|_| corrupt("asn", v)))
-        .transpose()?;
-    let report = NewReport {
-        key_id: parse_key_id(row.try_get("key_id")?, "reports")?,
-        ip,
-        categories,
-        severity,
-        confidence,
+    ReportRow {
+        id: row.try_get("id")?,
+        key_id: row.try_get("key_id")?,
+        ip: row.try_get("ip")?,
+        categories: row.try_get("categories")?,
+        severity: row.try_get("severity")?,
+        confidence: row.try_get("confidence")?,
         comment: row.try_get("comment")?,
         reported_at: row.try_get("reported_at")?,
         received_at: row.try_get("received_at")?,
         country: row.try_get("country")?,
-        asn,
+        asn: row.try_get("asn")?,
         asn_name: row.try_get("asn_name")?,
-        reporter_network: optional(row, "reporter_network")?,
-        reporter_plan: optional(row, "reporter_plan")?,
-    };
-    Ok(StoredReport {
-        id: row.try_get("id")?,
-        report,
-    })
-}
-
-/// A nullable text column parsed into `T`.
-fn optional<T>(row: &SqliteRow, column: &'static str) -> Result<Option<T>, StoreError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| t.parse().map_err(|e| corrupt(column, e)))
-        .transpose()
-}
-
-fn corrupt(column: &'static str, what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        table: "reports",
-        column,
-        message: format!("unreadable value {what}"),
+        reporter_network: row.try_get("reporter_network")?,
+        reporter_plan: row.try_get("reporter_plan")?,
     }
+    .into_stored()
 }
