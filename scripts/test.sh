@@ -9,19 +9,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Installs Debian package $1, which provides $2, as root; otherwise stops.
+install_package() {
+  local package=$1 what=$2
+  if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: $what is missing; install Debian's $package package (as root)" >&2
+    exit 1
+  fi
+  echo "test.sh: installing $package from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$package" >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq "$package" >/dev/null; }
+}
+
 scripts/fetch_data.py
 # The export test reads the exported database back with Debian's
 # mmdblookup (package mmdb-bin).
-if ! command -v mmdblookup >/dev/null; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "test.sh: mmdblookup is missing; install Debian's mmdb-bin package (as root)" >&2
-    exit 1
-  fi
-  echo "test.sh: installing mmdb-bin from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq mmdb-bin >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq mmdb-bin >/dev/null; }
-fi
+command -v mmdblookup >/dev/null || install_package mmdb-bin mmdblookup
+# The cluster test (crates/ipintel/tests/cluster.rs) puts two nodes behind
+# nginx, run on its own configuration in a temporary directory.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install_package nginx-light nginx
 # The store tests run on SQLite and on PostgreSQL (IPINTEL_TEST_POSTGRES_URL,
 # default postgres://postgres@127.0.0.1:5432/test); under CI they fail when
 # PostgreSQL is unreachable, so a stopped local cluster is started first.
@@ -50,15 +57,6 @@ if [ "${IPINTEL_SKIP_E2E:-0}" = 1 ]; then
 fi
 cargo build --profile ci --locked -p ipintel --bin ipintel
 chromium=${IPINTEL_CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$chromium" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "test.sh: $chromium is missing; install Debian's chromium package (as root)" >&2
-    exit 1
-  fi
-  echo "test.sh: installing chromium from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq chromium >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
-fi
+[ -x "$chromium" ] || install_package chromium "$chromium"
 IPINTEL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/ci/ipintel" IPINTEL_CHROMIUM="$chromium" \
   timeout 900 node --test --test-concurrency=1 --test-timeout=300000 web/e2e/

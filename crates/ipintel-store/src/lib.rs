@@ -33,7 +33,7 @@ pub use plan::{Plan, PlanLimits, UnknownPlan};
 pub use postgres::{BadDatabaseUrl, PostgresStore, PostgresUrl};
 pub use reports::{
     AreaReportStats, LiveItem, NetKey, NetworkReports, ReportDesk, ReportError, ReportIndex,
-    ReportSettings, ReporterNet,
+    ReportSettings, ReporterNet, REPORT_POLL_INTERVAL,
 };
 pub use sqlite::SqliteStore;
 pub use store::{

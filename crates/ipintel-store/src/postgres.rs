@@ -325,6 +325,14 @@ impl Store for PostgresStore {
         reports::by_key(&self.pool, id, limit).await
     }
 
+    async fn reports_after(&self, after: i64, limit: u32) -> Result<Vec<StoredReport>, StoreError> {
+        reports::after(&self.pool, after, limit).await
+    }
+
+    async fn reports_with_ids(&self, ids: &[i64]) -> Result<Vec<StoredReport>, StoreError> {
+        reports::with_ids(&self.pool, ids).await
+    }
+
     async fn close(&self) {
         PostgresStore::close(self).await;
     }

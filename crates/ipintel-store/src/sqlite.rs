@@ -283,6 +283,14 @@ impl Store for SqliteStore {
         report_sql::by_key(&self.pool, id, limit).await
     }
 
+    async fn reports_after(&self, after: i64, limit: u32) -> Result<Vec<StoredReport>, StoreError> {
+        report_sql::after(&self.pool, after, limit).await
+    }
+
+    async fn reports_with_ids(&self, ids: &[i64]) -> Result<Vec<StoredReport>, StoreError> {
+        report_sql::with_ids(&self.pool, ids).await
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
     }

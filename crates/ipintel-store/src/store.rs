@@ -222,6 +222,19 @@ pub trait Store: Send + Sync + 'static {
     async fn reports_by_key(&self, id: &KeyId, limit: u32)
         -> Result<Vec<StoredReport>, StoreError>;
 
+    /// The first `limit` committed reports with a row id above `after`, in
+    /// id order: how a node reads the reports other nodes accepted.
+    ///
+    /// Ids are handed out at insertion, not at commit, so on PostgreSQL a
+    /// lower id can become visible after a higher one; a caller that only
+    /// moves past the highest id seen must ask again for the ids it skipped
+    /// (with [`Store::reports_with_ids`]).
+    async fn reports_after(&self, after: i64, limit: u32) -> Result<Vec<StoredReport>, StoreError>;
+
+    /// The committed reports among row ids `ids`, in id order; ids without
+    /// a committed row are left out.
+    async fn reports_with_ids(&self, ids: &[i64]) -> Result<Vec<StoredReport>, StoreError>;
+
     /// Closes the store's connections, waiting for those in use to be
     /// returned; later calls fail with [`StoreError::Database`].
     async fn close(&self);

@@ -132,6 +132,36 @@ pub(super) async fn by_key(
     rows.iter().map(from_row).collect()
 }
 
+/// The first `limit` committed reports with an id above `after`, in id
+/// order. A row whose id was handed out earlier but that commits later is
+/// not among them if this runs before its commit.
+pub(super) async fn after(
+    pool: &PgPool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredReport>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM reports WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The committed reports among `ids`, in id order.
+pub(super) async fn with_ids(pool: &PgPool, ids: &[i64]) -> Result<Vec<StoredReport>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM reports WHERE id = ANY($1) ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 fn from_row(row: &PgRow) -> Result<StoredReport, StoreError> {
     ReportRow {
         id: row.try_get("id")?,

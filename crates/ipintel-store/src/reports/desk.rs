@@ -1,14 +1,19 @@
-//! Accepting a report: store it (committed), then index it.
+//! Accepting a report: store it (committed), then index it; and reading
+//! the reports other processes accepted (see [`super::poll`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
 
 use ipintel_core::reports::WINDOW_SECS;
+use tokio::time::MissedTickBehavior;
 
+use super::poll::{Seen, PAGE, PAGES_PER_POLL, REPORT_POLL_INTERVAL};
 use super::ReportIndex;
 use crate::plan::{Plan, PlanLimits};
 use crate::store::{NewReport, ReportInsert, ReportRules, Store, StoredReport};
-use crate::StoreError;
+use crate::{now_unix, StoreError};
 
 /// A key reporting the same address again within this many seconds is
 /// refused (`duplicate_report`).
@@ -59,6 +64,11 @@ pub struct ReportDesk {
     index: Arc<ReportIndex>,
     limits: PlanLimits,
     settings: ReportSettings,
+    /// Which report ids are in the index.
+    seen: Mutex<Seen>,
+    /// Held by the poll that runs, so that two never interleave.
+    polling: tokio::sync::Mutex<()>,
+    poll_failing: AtomicBool,
 }
 
 impl fmt::Debug for ReportDesk {
@@ -72,7 +82,10 @@ impl fmt::Debug for ReportDesk {
 
 impl ReportDesk {
     /// A desk whose index holds the reports received in the last 30 days
-    /// before `now`, read from `store`.
+    /// before `now`, read from `store`, and that from then on reads every
+    /// [`REPORT_POLL_INTERVAL`] the reports other processes store (see
+    /// [`ReportDesk::catch_up`]). The poll runs in a task of its own, which
+    /// ends when the desk is dropped or the store closed.
     pub async fn open(
         store: Arc<dyn Store>,
         limits: PlanLimits,
@@ -80,32 +93,49 @@ impl ReportDesk {
         now: i64,
     ) -> Result<Arc<ReportDesk>, StoreError> {
         let reports = store.reports_since(now - WINDOW_SECS).await?;
-        let index = Arc::new(ReportIndex::from_reports(&reports, now));
+        let index = ReportIndex::from_reports(&reports, now);
         tracing::info!(
             reports = reports.len(),
             addresses = index.len(),
             "abuse reports loaded"
         );
-        Ok(Arc::new(ReportDesk {
+        let ids: Vec<i64> = reports.iter().map(|stored| stored.id).collect();
+        let desk = Self::with_index(
             store,
-            index,
             limits,
             settings,
-        }))
+            index,
+            Seen::after_load(&ids, Instant::now()),
+        );
+        spawn_poll(&desk);
+        Ok(desk)
     }
 
-    /// A desk with an empty index (nothing read from `store`): for a new
-    /// database, or before [`ReportDesk::open`] has run.
+    /// A desk with an empty index (nothing read from `store`, no poll): for
+    /// a new database, or before [`ReportDesk::open`] has run.
     pub fn unloaded(
         store: Arc<dyn Store>,
         limits: PlanLimits,
         settings: ReportSettings,
     ) -> Arc<ReportDesk> {
+        Self::with_index(store, limits, settings, ReportIndex::new(), Seen::default())
+    }
+
+    fn with_index(
+        store: Arc<dyn Store>,
+        limits: PlanLimits,
+        settings: ReportSettings,
+        index: ReportIndex,
+        seen: Seen,
+    ) -> Arc<ReportDesk> {
         Arc::new(ReportDesk {
             store,
-            index: Arc::new(ReportIndex::new()),
+            index: Arc::new(index),
             limits,
             settings,
+            seen: Mutex::new(seen),
+            polling: tokio::sync::Mutex::new(()),
+            poll_failing: AtomicBool::new(false),
         })
     }
 
@@ -150,7 +180,10 @@ impl ReportDesk {
         };
         match self.store.insert_report(&report, &rules).await? {
             ReportInsert::Stored(stored) => {
-                self.index.add(&stored.report, stored.report.received_at);
+                // A poll may have read the committed row already.
+                if lock(&self.seen).claim(stored.id) {
+                    self.index.add(&stored.report, stored.report.received_at);
+                }
                 Ok(stored)
             }
             ReportInsert::Duplicate { retry_after_secs } => {
@@ -165,4 +198,114 @@ impl ReportDesk {
             }),
         }
     }
+}
+
+impl ReportDesk {
+    /// Indexes the reports that other processes (or other desks on the
+    /// same store) stored since the last call, and those that committed
+    /// late; returns how many it added. Reports already in the index, this
+    /// desk's own included, are not added again. The poll task calls this
+    /// every [`REPORT_POLL_INTERVAL`]; tests may call it directly.
+    pub async fn catch_up(&self) -> Result<usize, StoreError> {
+        let _polling = self.polling.lock().await;
+        let mut added = self.read_gaps().await?;
+        for _ in 0..PAGES_PER_POLL {
+            let after = lock(&self.seen).high();
+            let page = self.store.reports_after(after, PAGE).await?;
+            let ids: Vec<i64> = page.iter().map(|stored| stored.id).collect();
+            let (fresh, given_up) = lock(&self.seen).take_page(&ids, Instant::now());
+            note_given_up(given_up, "too many skipped report ids at once");
+            added += self.add_fresh(&page, &fresh);
+            if page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Asks again for the ids a poll skipped; indexes those now committed.
+    async fn read_gaps(&self) -> Result<usize, StoreError> {
+        let (awaited, given_up) = lock(&self.seen).awaited(Instant::now());
+        note_given_up(given_up, "skipped report ids never committed");
+        if awaited.is_empty() {
+            return Ok(0);
+        }
+        let found = self.store.reports_with_ids(&awaited).await?;
+        let fresh: Vec<bool> = {
+            let mut seen = lock(&self.seen);
+            found.iter().map(|stored| seen.claim(stored.id)).collect()
+        };
+        Ok(self.add_fresh(&found, &fresh))
+    }
+
+    /// Indexes the reports marked fresh that are inside the window.
+    fn add_fresh(&self, reports: &[StoredReport], fresh: &[bool]) -> usize {
+        let now = now_unix();
+        let mut added = 0;
+        for (stored, _) in reports.iter().zip(fresh).filter(|(_, fresh)| **fresh) {
+            // Rows older than the window are read once at start-up (as
+            // gaps, or when none was loaded) and not kept.
+            if stored.report.received_at >= now - WINDOW_SECS {
+                self.index.add(&stored.report, now);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// Logs the first failure of a run of failed polls, and the recovery.
+    fn note_poll(&self, result: &Result<usize, StoreError>) {
+        match result {
+            Ok(added) => {
+                if self.poll_failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!("polling abuse reports recovered");
+                }
+                if *added > 0 {
+                    tracing::debug!(added, "abuse reports from other processes indexed");
+                }
+            }
+            Err(error) => {
+                if !self.poll_failing.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(%error, "polling abuse reports failed; retrying");
+                }
+            }
+        }
+    }
+}
+
+/// Starts the task that calls [`ReportDesk::catch_up`] every
+/// [`REPORT_POLL_INTERVAL`]. It holds the desk only while a poll runs, and
+/// ends when the desk is dropped or the store is closed.
+fn spawn_poll(desk: &Arc<ReportDesk>) {
+    let desk = Arc::downgrade(desk);
+    tokio::spawn(async move { run_poll(desk).await });
+}
+
+async fn run_poll(desk: Weak<ReportDesk>) {
+    let mut tick = tokio::time::interval(REPORT_POLL_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(desk) = desk.upgrade() else {
+            return;
+        };
+        let result = desk.catch_up().await;
+        if let Err(StoreError::Database(sqlx::Error::PoolClosed)) = result {
+            tracing::debug!("the store is closed; the abuse report poll stops");
+            return;
+        }
+        desk.note_poll(&result);
+    }
+}
+
+fn note_given_up(count: usize, why: &'static str) {
+    if count > 0 {
+        tracing::debug!(count, why, "stopped waiting for report ids");
+    }
+}
+
+/// Locks the seen-ids state; it stays consistent even if a holder panicked
+/// (every critical section is a few map operations).
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(PoisonError::into_inner)
 }

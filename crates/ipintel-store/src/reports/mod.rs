@@ -1,5 +1,6 @@
 //! Abuse reports: the in-memory [`ReportIndex`] and the [`ReportDesk`]
-//! that stores a report and then indexes it.
+//! that stores a report and then indexes it, and reads the reports other
+//! processes sharing the store accepted every [`REPORT_POLL_INTERVAL`].
 //!
 //! The index holds the reports of the last 30 days
 //! ([`ipintel_core::reports::WINDOW_SECS`]), grouped by [`NetKey`]: the
@@ -10,6 +11,7 @@
 
 mod desk;
 mod entry;
+mod poll;
 mod reporter;
 pub(crate) mod sql;
 
@@ -24,6 +26,7 @@ use serde::Serialize;
 
 pub use self::desk::{ReportDesk, ReportError, ReportSettings, DUPLICATE_WINDOW_SECS};
 use self::entry::{Entry, Summarizer};
+pub use self::poll::REPORT_POLL_INTERVAL;
 pub use self::reporter::{BadReporterNet, ReporterNet, REPORTER_V4_PREFIX, REPORTER_V6_PREFIX};
 use crate::store::{NewReport, StoredReport};
 

@@ -113,6 +113,43 @@ pub(crate) async fn by_key(
     rows.iter().map(from_row).collect()
 }
 
+/// The first `limit` reports with an id above `after`, in id order.
+pub(crate) async fn after(
+    pool: &SqlitePool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredReport>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM reports WHERE id > ? ORDER BY id LIMIT ?");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The reports among `ids`, in id order.
+pub(crate) async fn with_ids(
+    pool: &SqlitePool,
+    ids: &[i64],
+) -> Result<Vec<StoredReport>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One parameter whatever the number of ids: a JSON array of integers,
+    // unpacked by SQLite's json_each.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM reports \
+         WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(format!("[{list}]"))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 fn from_row(row: &SqliteRow) -> Result<StoredReport, StoreError> {
     ReportRow {
         id: row.try_get("id")?,

@@ -336,7 +336,8 @@ impl TestDb {
         }
     }
 
-    async fn postgres_connection(&self) -> PgConnection {
+    /// A connection of its own to the test schema (PostgreSQL only).
+    pub async fn postgres_connection(&self) -> PgConnection {
         let Place::Postgres { server, schema, .. } = &*self.0 else {
             unreachable!("a PostgreSQL connection to a SQLite database");
         };
