@@ -58,7 +58,9 @@ export IPINTEL_DB="$work/load.db"
 key=$(unlimited_key "$bin" reload-bench)
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 cp config/sources.toml "$work/sources.toml"
-IPINTEL_SOURCES="$work/sources.toml" IPINTEL_ADMIN_TOKEN="$token" IPINTEL_DATA_REFRESH_SECS=0 \
+# The snapshot cache is off: each forced reload must rebuild, not read it.
+IPINTEL_SNAPSHOT_CACHE=off IPINTEL_SOURCES="$work/sources.toml" IPINTEL_ADMIN_TOKEN="$token" \
+  IPINTEL_DATA_REFRESH_SECS=0 \
   RUST_LOG=warn "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
 wait_ready "$port" "$server_pid" "$work/server.log"

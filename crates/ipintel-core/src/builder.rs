@@ -382,16 +382,8 @@ impl SnapshotBuilder {
                 ThreatInfo::compute(&defs, &source_names)
             })
             .collect();
-        let v4 = Family {
-            geo: v4.geo,
-            asn: v4.asn,
-            signals: IntervalTable::from_sorted(v4.points),
-        };
-        let v6 = Family {
-            geo: v6.geo,
-            asn: v6.asn,
-            signals: IntervalTable::from_sorted(v6_points),
-        };
+        let v4 = Family::new(v4.geo, v4.asn, IntervalTable::from_sorted(v4.points));
+        let v6 = Family::new(v6.geo, v6.asn, IntervalTable::from_sorted(v6_points));
         let meta = SnapshotMeta {
             built_at_unix: unix_now(),
             build_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

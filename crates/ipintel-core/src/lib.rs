@@ -11,14 +11,19 @@
 //! covering it, and every distinct set gets its score, level, reasons and
 //! flags computed once at build time. A lookup is therefore three short
 //! index-assisted binary searches plus pointer chasing, with no allocation.
+//!
+//! [`persist`] writes a built snapshot as bytes and reads it back, for the
+//! loader's snapshot cache.
 #![forbid(unsafe_code)]
 
 pub mod addr;
 mod builder;
+mod combined;
 mod country;
 mod intel;
 mod intern;
 mod model;
+pub mod persist;
 mod range;
 mod record;
 pub mod reports;

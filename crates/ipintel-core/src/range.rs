@@ -167,32 +167,50 @@ pub(crate) fn prefix_bounds_v6(addr: u128, len: u8) -> (u128, u128) {
     (addr & !host, addr | host)
 }
 
-/// Largest prefix holding `ip` that stays inside `first..=last` (for u32).
+/// Largest prefix holding `ip` that stays inside `first..=last` (for u32;
+/// `first <= ip <= last`).
+///
+/// The block of `2^k` addresses holding `ip` starts at or after `first`
+/// while `k` stays at or below the highest bit where `ip` and `first - 1`
+/// differ, and ends at or before `last` while `k` stays at or below the
+/// highest bit where `ip` and `last + 1` differ; the widest block takes
+/// the smaller of the two.
 pub(crate) fn largest_cidr_v4(ip: u32, first: u32, last: u32) -> (u32, u8) {
-    let mut len = 0u8;
-    loop {
-        let (lo, hi) = prefix_bounds_v4(ip, len);
-        if lo >= first && hi <= last {
-            return (lo, len);
-        }
-        len += 1;
-    }
+    let below = first
+        .checked_sub(1)
+        .map_or(32, |f| (32 - (ip ^ f).leading_zeros()).saturating_sub(1));
+    let above = last
+        .checked_add(1)
+        .map_or(32, |l| (32 - (ip ^ l).leading_zeros()).saturating_sub(1));
+    let len = 32 - below.min(above) as u8;
+    (prefix_bounds_v4(ip, len).0, len)
 }
 
-/// Largest prefix holding `ip` that stays inside `first..=last` (for u128).
+/// Largest prefix holding `ip` that stays inside `first..=last` (for u128),
+/// as [`largest_cidr_v4`].
 pub(crate) fn largest_cidr_v6(ip: u128, first: u128, last: u128) -> (u128, u8) {
-    // Binary search on the prefix length: containment is monotone in `len`.
-    let (mut lo_len, mut hi_len) = (0u8, 128u8);
-    while lo_len < hi_len {
-        let mid = (lo_len + hi_len) / 2;
-        let (lo, hi) = prefix_bounds_v6(ip, mid);
-        if lo >= first && hi <= last {
-            hi_len = mid;
-        } else {
-            lo_len = mid + 1;
-        }
-    }
-    (prefix_bounds_v6(ip, lo_len).0, lo_len)
+    let below = first
+        .checked_sub(1)
+        .map_or(128, |f| (128 - (ip ^ f).leading_zeros()).saturating_sub(1));
+    let above = last
+        .checked_add(1)
+        .map_or(128, |l| (128 - (ip ^ l).leading_zeros()).saturating_sub(1));
+    let len = 128 - below.min(above) as u8;
+    (prefix_bounds_v6(ip, len).0, len)
+}
+
+/// The prefix search that the closed forms above replace, kept to test them.
+#[cfg(test)]
+fn largest_cidr_by_search(ip: u128, first: u128, last: u128, width: u8) -> (u128, u8) {
+    (0..=width)
+        .find_map(|len| {
+            let host = u128::MAX
+                .checked_shr(u32::from(len) + 128 - u32::from(width))
+                .unwrap_or(0);
+            let (lo, hi) = (ip & !host, ip | host);
+            (lo >= first && hi <= last).then_some((lo, len))
+        })
+        .unwrap_or((ip, width))
 }
 
 #[cfg(test)]
@@ -256,5 +274,27 @@ mod tests {
         assert_eq!(largest_cidr_v6(5, 5, 5), (5, 128));
         assert_eq!(largest_cidr_v6(7, 0, 7), (0, 125));
         assert_eq!(largest_cidr_v6(7, 0, u128::MAX), (0, 0));
+        assert_eq!(largest_cidr_v4(u32::MAX, 0, u32::MAX), (0, 0));
+        assert_eq!(
+            largest_cidr_v4(u32::MAX, u32::MAX, u32::MAX),
+            (u32::MAX, 32)
+        );
+        assert_eq!(largest_cidr_v6(u128::MAX, 1, u128::MAX), (1 << 127, 1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn closed_forms_match_the_search(a in proptest::prelude::any::<u128>(), b in proptest::prelude::any::<u128>(), c in proptest::prelude::any::<u128>(), narrow in 0u32..128) {
+            // Three sorted points: first <= ip <= last, often close together.
+            let mut p = [a, b >> narrow, c >> narrow];
+            p.sort_unstable();
+            let (first, ip, last) = (p[0], p[1], p[2]);
+            proptest::prop_assert_eq!(largest_cidr_v6(ip, first, last), largest_cidr_by_search(ip, first, last, 128));
+            let mut q = [a as u32, (b >> narrow) as u32, (c >> narrow) as u32];
+            q.sort_unstable();
+            let (first, ip, last) = (q[0], q[1], q[2]);
+            let (net, len) = largest_cidr_v4(ip, first, last);
+            proptest::prop_assert_eq!((u128::from(net), len), largest_cidr_by_search(u128::from(ip), u128::from(first), u128::from(last), 32));
+        }
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::addr::canonical;
 use crate::builder::Aggregates;
+use crate::combined::{Cell, Combined};
 use crate::intel::{AsnView, CountryView, IntelIndex};
 use crate::model::SourceMeta;
 use crate::record::{GeoView, IpRecord, NetworkView};
@@ -68,6 +69,42 @@ impl Location {
         }
     }
 
+    /// A location from what [`Location::packed`] gave; `None` unless
+    /// [`Location::new`] could have made it: every end on a character
+    /// boundary and none before the previous one, the last at the end of
+    /// the text, absent strings empty.
+    pub(crate) fn from_packed(
+        text: Box<str>,
+        ends: [u16; 5],
+        present: u8,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    ) -> Option<Location> {
+        let mut start = 0;
+        for (i, end) in ends.iter().map(|e| usize::from(*e)).enumerate() {
+            let absent = present & (1 << i) == 0;
+            if end < start || !text.is_char_boundary(end) || (absent && end != start) {
+                return None;
+            }
+            start = end;
+        }
+        if start != text.len() || present >> ends.len() != 0 {
+            return None;
+        }
+        Some(Location {
+            text,
+            ends,
+            present,
+            latitude,
+            longitude,
+        })
+    }
+
+    /// The packed strings, where each one ends, and which are present.
+    pub(crate) fn packed(&self) -> (&str, [u16; 5], u8) {
+        (&self.text, self.ends, self.present)
+    }
+
     /// String `i` (0 country, 1 country name, 2 region, 3 city, 4 zone).
     #[inline]
     pub(crate) fn part(&self, i: usize) -> Option<&str> {
@@ -98,21 +135,40 @@ pub(crate) struct AsInfo {
     pub(crate) holder: Box<str>,
 }
 
-/// The three tables of one address family.
+/// The three tables of one address family, and the table combining them
+/// (with the reserved ranges) that lookups search. Made only by
+/// [`Family::new`], so that whatever a family derives from its tables is
+/// derived in one place (the builder and the snapshot decoder both call it).
 #[derive(Debug)]
 pub(crate) struct Family<K> {
     pub(crate) geo: IntervalTable<K>,
     pub(crate) asn: IntervalTable<K>,
     pub(crate) signals: IntervalTable<K>,
+    combined: Combined<K>,
 }
 
 impl<K: Key> Family<K> {
-    fn empty() -> Self {
+    /// A family of its geo, AS and signal tables.
+    pub(crate) fn new(
+        geo: IntervalTable<K>,
+        asn: IntervalTable<K>,
+        signals: IntervalTable<K>,
+    ) -> Self {
+        let combined = Combined::new(&geo, &asn, &signals);
         Family {
-            geo: IntervalTable::uniform(NONE),
-            asn: IntervalTable::uniform(NONE),
-            signals: IntervalTable::uniform(0),
+            geo,
+            asn,
+            signals,
+            combined,
         }
+    }
+
+    fn empty() -> Self {
+        Family::new(
+            IntervalTable::uniform(NONE),
+            IntervalTable::uniform(NONE),
+            IntervalTable::uniform(0),
+        )
     }
 }
 
@@ -254,42 +310,65 @@ impl Snapshot {
 
     /// Everything known about `ip`. IPv4-mapped IPv6 is answered as IPv4;
     /// reserved addresses get an empty record with `reserved` set.
+    ///
+    /// One search of the family's combined table (see `combined.rs`).
     pub fn lookup(&self, ip: IpAddr) -> IpRecord<'_> {
         let ip = canonical(ip);
-        if let Some(range) = classify(ip) {
-            return IpRecord::reserved(ip, range, &self.threats[0]);
-        }
         match ip {
             IpAddr::V4(v4) => self.lookup_in(ip, &self.v4, u32::from(v4)),
             IpAddr::V6(v6) => self.lookup_in(ip, &self.v6, u128::from(v6)),
         }
     }
 
+    /// [`Snapshot::lookup`] the long way: the reserved ranges, then a
+    /// search of each of the family's three tables. The same answer, more
+    /// slowly; tests hold the two against each other.
+    pub fn lookup_by_tables(&self, ip: IpAddr) -> IpRecord<'_> {
+        let ip = canonical(ip);
+        if let Some(range) = classify(ip) {
+            return IpRecord::reserved(ip, range, &self.threats[0]);
+        }
+        match ip {
+            IpAddr::V4(v4) => {
+                let key = u32::from(v4);
+                self.record(ip, &self.v4, key, cell_by_tables(&self.v4, key))
+            }
+            IpAddr::V6(v6) => {
+                let key = u128::from(v6);
+                self.record(ip, &self.v6, key, cell_by_tables(&self.v6, key))
+            }
+        }
+    }
+
+    #[inline]
     fn lookup_in<K: Key>(&self, ip: IpAddr, family: &Family<K>, key: K) -> IpRecord<'_> {
-        let threat = self.threat_at(family, key);
-        let geo = self.geo_at(family, key);
-        let network = self.network_at(family, key, threat);
+        let cell = family.combined.cell(key);
+        if let Some(range) = family.combined.reserved_range(cell) {
+            return IpRecord::reserved(ip, range, &self.threats[0]);
+        }
+        self.record(ip, family, key, cell)
+    }
+
+    #[inline]
+    fn record<K: Key>(&self, ip: IpAddr, family: &Family<K>, key: K, cell: Cell) -> IpRecord<'_> {
+        let threat = &self.threats[cell.threat()];
         IpRecord {
             ip,
             reserved: None,
-            geo,
-            network,
+            geo: self.geo_of(family, key, cell),
+            network: self.network_of(family, key, cell, threat),
             threat,
             reports: None,
         }
     }
 
-    fn threat_at<K: Key>(&self, family: &Family<K>, key: K) -> &ThreatInfo {
-        let set = family.signals.value(family.signals.find(key));
-        &self.threats[set as usize]
-    }
-
-    fn geo_at<K: Key>(&self, family: &Family<K>, key: K) -> GeoView<'_> {
-        let i = family.geo.find(key);
-        let Some(loc) = self.locations.get(family.geo.value(i) as usize) else {
+    #[inline]
+    fn geo_of<K: Key>(&self, family: &Family<K>, key: K, cell: Cell) -> GeoView<'_> {
+        let location = family.geo.value(cell.geo as usize);
+        let Some(loc) = self.locations.get(location as usize) else {
             return GeoView::default();
         };
-        let (first, last) = family.geo.bounds(i);
+        let (first, last) = family.geo.bounds(cell.geo as usize);
         GeoView {
             country: loc.part(0),
             country_name: loc.part(1),
@@ -302,17 +381,20 @@ impl Snapshot {
         }
     }
 
-    fn network_at<'a, K: Key>(
+    #[inline]
+    fn network_of<'a, K: Key>(
         &'a self,
         family: &Family<K>,
         key: K,
+        cell: Cell,
         threat: &'a ThreatInfo,
     ) -> NetworkView<'a> {
-        let i = family.asn.find(key);
-        let info = self.as_infos.get(family.asn.value(i) as usize);
+        let info = self
+            .as_infos
+            .get(family.asn.value(cell.asn as usize) as usize);
         let isp = info.map(|a| &*a.holder);
         let prefix = info.map(|_| {
-            let (first, last) = family.asn.bounds(i);
+            let (first, last) = family.asn.bounds(cell.asn as usize);
             key.largest_cidr(first, last)
         });
         NetworkView {
@@ -323,4 +405,15 @@ impl Snapshot {
             prefix,
         }
     }
+}
+
+/// The cell the combined table would give for `key`, from the three tables.
+fn cell_by_tables<K: Key>(family: &Family<K>, key: K) -> Cell {
+    let index = |i: usize| u32::try_from(i).unwrap_or(NONE);
+    Cell::new(
+        index(family.geo.find(key)),
+        index(family.asn.find(key)),
+        family.signals.value(family.signals.find(key)),
+        NONE,
+    )
 }

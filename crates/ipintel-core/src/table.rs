@@ -15,6 +15,7 @@
 use std::net::IpAddr;
 
 use crate::range::{largest_cidr_v4, largest_cidr_v6, Cidr};
+use crate::reserved::{reserved_table_v4, reserved_table_v6, ReservedRange};
 
 /// Marker for "no value" in tables whose values are ids.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -44,6 +45,9 @@ pub(crate) trait Key: Copy + Ord + std::fmt::Debug + Send + Sync + 'static {
     fn pred(self) -> Self;
     /// Largest CIDR holding `self` inside `first..=last`.
     fn largest_cidr(self, first: Self, last: Self) -> Cidr;
+    /// The family's reserved ranges as a table, and the ranges its values
+    /// index.
+    fn reserved() -> (IntervalTable<Self>, Vec<&'static ReservedRange>);
 }
 
 impl Key for u32 {
@@ -75,6 +79,10 @@ impl Key for u32 {
             len,
         }
     }
+
+    fn reserved() -> (IntervalTable<u32>, Vec<&'static ReservedRange>) {
+        reserved_table_v4()
+    }
 }
 
 impl Key for u128 {
@@ -105,6 +113,10 @@ impl Key for u128 {
             addr: IpAddr::V6(net.into()),
             len,
         }
+    }
+
+    fn reserved() -> (IntervalTable<u128>, Vec<&'static ReservedRange>) {
+        reserved_table_v6()
     }
 }
 
@@ -197,11 +209,12 @@ fn as_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// An immutable interval table; see the module docs.
+/// An immutable interval table; see the module docs. Values are ids
+/// (`u32`) unless a table carries a record per interval.
 #[derive(Debug, Clone)]
-pub(crate) struct IntervalTable<K> {
+pub(crate) struct IntervalTable<K, V = u32> {
     starts: Vec<K>,
-    values: Vec<u32>,
+    values: Vec<V>,
     index: Vec<Node>,
 }
 
@@ -262,6 +275,44 @@ impl<K: Key> IntervalTable<K> {
         Self::from_sorted(points)
     }
 
+    /// Iterates `(first, last, value)` over all intervals.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, K, u32)> + '_ {
+        (0..self.len()).map(|i| {
+            let (a, b) = self.bounds(i);
+            (a, b, self.values[i])
+        })
+    }
+}
+
+impl<K: Key, V: Copy> IntervalTable<K, V> {
+    /// A table from the starts and values that [`starts`](Self::starts)
+    /// and [`values`](Self::values) gave, with its index rebuilt; `None`
+    /// unless the starts begin at zero, strictly increase and are as many
+    /// as the values.
+    pub(crate) fn from_parts(starts: Vec<K>, values: Vec<V>) -> Option<Self> {
+        let ordered = starts.windows(2).all(|w| w[0] < w[1]);
+        if starts.first() != Some(&K::ZERO) || !ordered || starts.len() != values.len() {
+            return None;
+        }
+        let index = build_index(&starts);
+        Some(IntervalTable {
+            starts,
+            values,
+            index,
+        })
+    }
+
+    /// The start of every interval, in order.
+    pub(crate) fn starts(&self) -> &[K] {
+        &self.starts
+    }
+
+    /// The value of every interval, in the order of the starts.
+    pub(crate) fn values(&self) -> &[V] {
+        &self.values
+    }
+
     /// Index of the interval holding `key`.
     #[inline]
     pub(crate) fn find(&self, key: K) -> usize {
@@ -298,7 +349,7 @@ impl<K: Key> IntervalTable<K> {
 
     /// Value of interval `i`.
     #[inline]
-    pub(crate) fn value(&self, i: usize) -> u32 {
+    pub(crate) fn value(&self, i: usize) -> V {
         self.values[i]
     }
 
@@ -312,15 +363,6 @@ impl<K: Key> IntervalTable<K> {
     /// Number of intervals.
     pub(crate) fn len(&self) -> usize {
         self.starts.len()
-    }
-
-    /// Iterates `(first, last, value)` over all intervals.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, K, u32)> + '_ {
-        (0..self.len()).map(|i| {
-            let (a, b) = self.bounds(i);
-            (a, b, self.values[i])
-        })
     }
 }
 

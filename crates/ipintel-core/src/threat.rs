@@ -262,16 +262,21 @@ fn flags(reasons: &[Reason]) -> Flags {
     f
 }
 
+/// The flags' names, in the order of [`Flags`]' fields: the keys of
+/// [`ThreatInfo::flag_details`].
+pub(crate) const FLAG_NAMES: [&str; 5] = ["vpn", "proxy", "tor", "datacenter", "botnet"];
+
 fn flag_details(reasons: &[Reason], flags: Flags) -> Vec<(&'static str, FlagDetail)> {
     let raised = [
-        ("vpn", flags.vpn),
-        ("proxy", flags.proxy),
-        ("tor", flags.tor),
-        ("datacenter", flags.datacenter),
-        ("botnet", flags.botnet),
+        flags.vpn,
+        flags.proxy,
+        flags.tor,
+        flags.datacenter,
+        flags.botnet,
     ];
-    raised
+    FLAG_NAMES
         .into_iter()
+        .zip(raised)
         .filter(|(_, on)| *on)
         .map(|(name, _)| (name, detail_for(reasons, name)))
         .collect()

@@ -403,3 +403,77 @@ fn geo_range_batches_answer_as_single_ranges() {
     }
     assert_eq!(b.lookup(ip("2a01:4f9::1")).country(), Some("US"));
 }
+
+/// Addresses at, just below and just above every edge of `cidrs`, plus the
+/// reserved edges that lie near them and a few fixed points.
+fn edge_probes(cidrs: &[&str]) -> Vec<IpAddr> {
+    let mut probes = Vec::new();
+    for text in cidrs {
+        let edges = match cidr(text) {
+            IpRange::V4 { first, last } => [IpAddr::V4(first), IpAddr::V4(last)],
+            IpRange::V6 { first, last } => [IpAddr::V6(first), IpAddr::V6(last)],
+        };
+        for edge in edges {
+            probes.push(edge);
+            match edge {
+                IpAddr::V4(v4) => {
+                    let n = u32::from(v4);
+                    probes.push(IpAddr::V4(n.wrapping_sub(1).into()));
+                    probes.push(IpAddr::V4(n.wrapping_add(1).into()));
+                }
+                IpAddr::V6(v6) => {
+                    let n = u128::from(v6);
+                    probes.push(IpAddr::V6(n.wrapping_sub(1).into()));
+                    probes.push(IpAddr::V6(n.wrapping_add(1).into()));
+                }
+            }
+        }
+    }
+    probes
+}
+
+#[test]
+fn one_search_answers_as_the_separate_tables_do() {
+    let s = fixture();
+    let mut probes = edge_probes(&[
+        "8.8.8.0/24",
+        "8.8.0.0/16",
+        "8.8.8.0/23",
+        "9.0.0.0/8",
+        "9.9.9.0/24",
+        "9.9.9.9/32",
+        "10.0.0.0/8",
+        "5.5.5.0/24",
+        "5.5.5.5/32",
+        "2001:4860::/32",
+        "127.0.0.0/8",
+        "100.64.0.0/10",
+        "2001:db8::/32",
+        "fe80::/10",
+        "::ffff:0:0/96",
+        "2002::/16",
+    ]);
+    probes.extend(["0.0.0.0", "255.255.255.255", "::", "::1", "::ffff:8.8.8.8"].map(ip));
+    for probe in probes {
+        let fast = serde_json::to_value(s.lookup(probe)).unwrap();
+        let slow = serde_json::to_value(s.lookup_by_tables(probe)).unwrap();
+        assert_eq!(fast, slow, "{probe}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn one_search_matches_the_tables_anywhere(v4 in proptest::prelude::any::<u32>(), v6 in proptest::prelude::any::<u128>()) {
+        let s = fixture_once();
+        for probe in [IpAddr::V4(v4.into()), IpAddr::V6(v6.into()), IpAddr::V6((0x2001_4860_u128 << 96 | (v6 >> 32)).into())] {
+            let fast = serde_json::to_value(s.lookup(probe)).unwrap();
+            let slow = serde_json::to_value(s.lookup_by_tables(probe)).unwrap();
+            proptest::prop_assert_eq!(fast, slow, "{}", probe);
+        }
+    }
+}
+
+fn fixture_once() -> &'static Snapshot {
+    static FIXTURE: std::sync::OnceLock<Snapshot> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(fixture)
+}

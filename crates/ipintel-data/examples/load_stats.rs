@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release -p ipintel-data --example load_stats [DATA_DIR] [IP...]`
 //! (DATA_DIR defaults to `IPINTEL_DATA_DIR` or `data/` of the workspace).
+//! The first run after a change of the data or of the program builds the
+//! snapshot and writes the snapshot cache; the next ones read it. For a
+//! build every time: `IPINTEL_SNAPSHOT_CACHE=off`.
 //! The time of each file (parsing, then feeding the builder) is logged by
 //! the binary: `RUST_LOG=warn,ipintel_data=debug ipintel lookup 1.1.1.1`.
 
@@ -78,7 +81,7 @@ fn main() {
     let dir = data_dir(args.next());
     let rss_before = vm_rss_kib().unwrap_or(0);
     let started = Instant::now();
-    let snapshot = match ipintel_data::load_snapshot(&dir) {
+    let (snapshot, report) = match ipintel_data::load_snapshot_report(&dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("load failed: {e}");
@@ -88,12 +91,25 @@ fn main() {
     let elapsed = started.elapsed();
     let rss = vm_rss_kib().unwrap_or(0);
     let (iv4, iv6) = snapshot.intervals();
+    let cache = match &report.cache {
+        ipintel_data::CacheUse::Read => "read from the snapshot cache".to_owned(),
+        ipintel_data::CacheUse::Written => "built, snapshot cache written".to_owned(),
+        ipintel_data::CacheUse::NotWritten(why) => {
+            format!("built, snapshot cache not written: {why}")
+        }
+        ipintel_data::CacheUse::Off => {
+            format!("built, snapshot cache off ({})", ipintel_data::CACHE_ENV)
+        }
+    };
     println!(
-        "load_snapshot: {:.2} s (merge {} ms, aggregates {} ms)",
+        "load_snapshot: {:.2} s, {cache} (merge {} ms when built, aggregates {} ms)",
         elapsed.as_secs_f64(),
         snapshot.meta().build_ms,
         snapshot.intel_build_ms()
     );
+    if let Some(miss) = &report.miss {
+        println!("snapshot cache not read: {miss}");
+    }
     println!(
         "VmRSS after load: {} MiB (before: {} MiB)",
         rss / 1024,

@@ -9,6 +9,7 @@ use ipintel_core::{Aggregates, Snapshot, SnapshotBuilder, SourceId, SourceMeta};
 
 use crate::asn::{parse_asn_csv, parse_geolite2_asn_mmdb, AsnBatch};
 use crate::batch::SignalBatch;
+use crate::cache::{Cache, CacheUse, LoadReport, Lookup};
 use crate::cloudcheck::parse_cloudcheck_with;
 use crate::error::DataError;
 use crate::feeds::{parse_json_prefixes, parse_tor_exit_addresses};
@@ -51,11 +52,28 @@ pub(crate) enum Parsed {
 /// SHA-256, and builds the snapshot from the sources the manifest's file
 /// roles name (the same sources as `config/sources.toml`). Fails on the
 /// first broken file; nothing partial is returned.
+/// The snapshot cache (see [`crate::cache`]) answers instead when it holds
+/// a snapshot built from exactly these files.
 pub fn load_snapshot(dir: &Path) -> Result<Snapshot, DataError> {
+    load_snapshot_report(dir).map(|(snapshot, _)| snapshot)
+}
+
+/// [`load_snapshot`], also telling how the load went (whether the
+/// snapshot came from the cache, and why not).
+pub fn load_snapshot_report(dir: &Path) -> Result<(Snapshot, LoadReport), DataError> {
+    // Opened first: it stamps the manifest and feed state before they are read.
+    let cache = Cache::open(dir);
     let manifest = read_manifest(dir)?;
     let config = crate::from_manifest::sources_of(&manifest)?;
     let feeds = FeedStates::read(dir)?;
-    build(dir, &config, Some(&manifest), &feeds, Aggregates::Now)
+    load(
+        dir,
+        &config,
+        Some(&manifest),
+        &feeds,
+        Aggregates::Now,
+        &cache,
+    )
 }
 
 /// The sources that the roles of `<dir>/manifest.json` name.
@@ -66,6 +84,8 @@ pub fn manifest_sources(dir: &Path) -> Result<SourcesConfig, DataError> {
 /// Builds the snapshot from the sources of `config`, reading files from
 /// `dir`. A file listed in `dir/manifest.json` is checked against it; a
 /// downloaded feed is checked against the SHA-256 its download recorded.
+/// The snapshot cache answers instead when it holds a snapshot built from
+/// exactly these sources and files.
 pub fn load_sources(dir: &Path, config: &SourcesConfig) -> Result<Snapshot, DataError> {
     load_sources_with(dir, config, Aggregates::Now)
 }
@@ -78,13 +98,69 @@ pub fn load_sources_with(
     config: &SourcesConfig,
     aggregates: Aggregates,
 ) -> Result<Snapshot, DataError> {
+    load_sources_report(dir, config, aggregates).map(|(snapshot, _)| snapshot)
+}
+
+/// [`load_sources_with`], also telling how the load went (whether the
+/// snapshot came from the cache, and why not).
+pub fn load_sources_report(
+    dir: &Path,
+    config: &SourcesConfig,
+    aggregates: Aggregates,
+) -> Result<(Snapshot, LoadReport), DataError> {
+    // Opened first: it stamps the manifest and feed state before they are read.
+    let cache = Cache::open(dir);
     let manifest = match read_manifest(dir) {
         Ok(m) => Some(m),
         Err(DataError::MissingManifest { .. }) => None,
         Err(e) => return Err(e),
     };
     let feeds = FeedStates::read(dir)?;
-    build(dir, config, manifest.as_ref(), &feeds, aggregates)
+    load(dir, config, manifest.as_ref(), &feeds, aggregates, &cache)
+}
+
+/// Reads the snapshot from the cache, or builds it and writes the cache.
+fn load(
+    dir: &Path,
+    config: &SourcesConfig,
+    manifest: Option<&Manifest>,
+    feeds: &FeedStates,
+    aggregates: Aggregates,
+    cache: &Cache,
+) -> Result<(Snapshot, LoadReport), DataError> {
+    let started = Instant::now();
+    let (miss, key) = match cache.read(config, aggregates) {
+        Lookup::Hit(snapshot) => {
+            let snapshot = *snapshot;
+            let total_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(
+                total_ms,
+                ranges_v4 = snapshot.meta().ranges_v4,
+                ranges_v6 = snapshot.meta().ranges_v6,
+                "data snapshot read from the cache"
+            );
+            let report = LoadReport {
+                cache: CacheUse::Read,
+                miss: None,
+                total_ms,
+            };
+            return Ok((snapshot, report));
+        }
+        Lookup::Off => (None, None),
+        Lookup::Miss { why, key } => (Some(why), key),
+    };
+    let snapshot = build(dir, config, manifest, feeds, aggregates)?;
+    let cache_use = match &key {
+        Some(key) => cache.write(key, config, &snapshot),
+        None if miss.is_none() => CacheUse::Off,
+        None => CacheUse::NotWritten(miss.clone().unwrap_or_default()),
+    };
+    let report = LoadReport {
+        cache: cache_use,
+        miss,
+        total_ms: started.elapsed().as_millis() as u64,
+    };
+    Ok((snapshot, report))
 }
 
 fn build(

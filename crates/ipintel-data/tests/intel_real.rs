@@ -184,3 +184,40 @@ fn us_matches_the_geo_database() {
     let whole = snap.asn_intel(first.asn).unwrap();
     assert!(first.addresses <= whole.v4.addresses);
 }
+
+/// The one-search lookup answers as the three separate tables do, on the
+/// real data: seeded addresses of both families, uniform and inside
+/// announced IPv6 space, and the edges of every AS range of a few
+/// thousand rows.
+#[test]
+fn one_search_matches_the_tables_on_real_data() {
+    use ipintel_data::sample::{public_v4, public_v6, Seeded};
+    let s = snapshot();
+    let dir = data_dir();
+    let path = dir.join("asn/asn-ipv6.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let announced = ipintel_data::asn::parse_asn_csv(&path, &text).unwrap();
+    let mut seq = Seeded::new(0xC0_4B1E);
+    let mut probes = public_v4(&mut seq, 100_000);
+    probes.extend(public_v6(&announced, &mut seq, 100_000));
+    probes.extend((0..50_000).map(|_| IpAddr::V4(((seq.next_u64() >> 32) as u32).into())));
+    for file in ["asn/asn-ipv4.csv", "asn/asn-ipv6.csv"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for line in text.lines().step_by(97).take(5_000) {
+            let mut fields = line.split(',');
+            for edge in [fields.next(), fields.next()].into_iter().flatten() {
+                if let Ok(ip) = edge.trim().parse::<IpAddr>() {
+                    probes.push(ip);
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    for ip in probes {
+        let fast = serde_json::to_string(&s.lookup(ip)).unwrap();
+        let slow = serde_json::to_string(&s.lookup_by_tables(ip)).unwrap();
+        assert_eq!(fast, slow, "{ip}");
+        checked += 1;
+    }
+    assert!(checked > 250_000, "{checked} addresses checked");
+}

@@ -250,3 +250,42 @@ fn metadata_lists_every_source_with_dates() {
         meta.sources
     );
 }
+
+#[test]
+fn a_persisted_snapshot_answers_as_the_loaded_one() {
+    use ipintel_core::{persist, Aggregates};
+    use ipintel_data::sample::Seeded;
+
+    let loaded = snapshot();
+    let bytes = persist::encode(loaded, b"test").unwrap();
+    let read = persist::decode(&bytes, Aggregates::Now).unwrap();
+    assert_eq!(loaded.intervals(), read.intervals());
+    assert_eq!(loaded.signal_sets(), read.signal_sets());
+    let meta = |s: &Snapshot| serde_json::to_string(s.meta()).unwrap();
+    assert_eq!(meta(loaded), meta(&read));
+
+    let mut seq = Seeded::new(0x5EED);
+    for _ in 0..20_000 {
+        let v4 = IpAddr::V4(Ipv4Addr::from(seq.next_u64() as u32));
+        let hi = (0x2a00u128 + u128::from(seq.next_u64() % 0x20)) << 112;
+        let v6 = IpAddr::V6(Ipv6Addr::from(hi | u128::from(seq.next_u64()) << 48));
+        for ip in [v4, v6] {
+            let json = |s: &Snapshot| serde_json::to_string(&s.lookup(ip)).unwrap();
+            assert_eq!(json(loaded), json(&read), "{ip}");
+        }
+    }
+    for code in ["US", "DE", "BR"] {
+        let intel = |s: &Snapshot| format!("{:?}", s.country_intel(code));
+        assert_eq!(intel(loaded), intel(&read), "{code}");
+    }
+    // What an export walks: the same pieces with the same intel keys.
+    assert!(pieces(loaded).eq(pieces(&read)));
+}
+
+/// The pieces of both families as `(first, last, intel key)`.
+fn pieces(s: &Snapshot) -> impl Iterator<Item = (u128, u128, [u32; 3])> + '_ {
+    let v4 = s
+        .segments_v4()
+        .map(|p| (u128::from(p.first), u128::from(p.last), p.intel.key));
+    v4.chain(s.segments_v6().map(|p| (p.first, p.last, p.intel.key)))
+}
