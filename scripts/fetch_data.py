@@ -363,9 +363,14 @@ def main() -> int:
         dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "sources": entries,
     }
-    tmp = manifest_path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, manifest_path)
+    text = json.dumps(manifest, indent=2) + "\n"
+    # Rewritten only when it changes: the service's snapshot cache is keyed
+    # on the manifest's file stamps, so an idle rewrite would throw it away.
+    current = manifest_path.read_text() if manifest_path.is_file() else None
+    if text != current:
+        tmp = manifest_path.with_suffix(".json.part")
+        tmp.write_text(text)
+        os.replace(tmp, manifest_path)
     print(f"data ready in {data_dir}", file=sys.stderr)
     return 0
 

@@ -30,6 +30,14 @@ impl StoreLocation {
         if PostgresUrl::is_postgres(text) {
             return PostgresUrl::parse(text).map(|url| Self::Postgres(Box::new(url)));
         }
+        // `postgres:user:pw@host/db` (the slashes forgotten) would otherwise
+        // become a file path, created and logged with its password.
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            return Err(BadDatabaseUrl::new(
+                "a PostgreSQL URL starts with postgres:// or postgresql://".to_owned(),
+            ));
+        }
         if let Some(scheme) = url_scheme(text) {
             return Err(BadDatabaseUrl::new(format!(
                 "unsupported scheme '{scheme}://': give a SQLite file path or a \
@@ -108,6 +116,11 @@ mod tests {
     fn other_schemes_and_bad_urls_are_refused() {
         let err = read("sqlite://var/ipintel.db").unwrap_err().to_string();
         assert!(err.contains("'sqlite://'"), "{err}");
+        for slashless in ["postgres:u:secret@h/db", "PostgreSQL:/h/db"] {
+            let err = read(slashless).unwrap_err().to_string();
+            assert!(err.contains("postgres://"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
         let err = read("postgres://u:pw@h:99999/db").unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
     }
