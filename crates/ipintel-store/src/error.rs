@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The task running the call on the store's runtime failed (it
+    /// panicked, or that runtime is shutting down).
+    #[error("store task failed: {0}")]
+    Task(String),
     /// A row holds a value this code cannot read (edited by hand, or newer schema).
     #[error("unreadable value in {table}.{column}: {message}")]
     Corrupt {

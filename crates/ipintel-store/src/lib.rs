@@ -14,6 +14,7 @@
 mod accounts;
 mod day;
 mod error;
+mod home;
 pub mod key;
 mod location;
 mod plan;
@@ -27,6 +28,7 @@ pub use accounts::background::{FLUSH_INTERVAL, POLL_INTERVAL};
 pub use accounts::{Accounts, DayUsage, KeyHandle, Quota, UsageReport, HISTORY_DAYS};
 pub use day::{UtcDay, SECS_PER_DAY};
 pub use error::{AuthError, StoreError};
+pub use home::HomeRuntime;
 pub use key::{KeyFormatError, KeyId, PresentedKey};
 pub use location::StoreLocation;
 pub use plan::{Plan, PlanLimits, UnknownPlan};

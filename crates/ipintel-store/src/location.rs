@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::home::HomeRuntime;
 use crate::postgres::{BadDatabaseUrl, PostgresStore, PostgresUrl};
 use crate::sqlite::SqliteStore;
 use crate::store::Store;
@@ -59,7 +60,8 @@ impl StoreLocation {
     pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
             Self::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
-            Self::Postgres(url) => Arc::new(PostgresStore::open(url).await?),
+            // Its sockets must stay on this runtime: see `HomeRuntime`.
+            Self::Postgres(url) => HomeRuntime::wrap(Arc::new(PostgresStore::open(url).await?)),
         })
     }
 }

@@ -104,7 +104,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO api_keys (id, secret_hash, label, plan, daily_limit_override, \
              created_at, revoked_at, plan_provisioned_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT)",
         )
         .bind(key.id.as_str())
         .bind(key.secret_hash.as_bytes().as_slice())
@@ -139,7 +139,7 @@ impl Store for PostgresStore {
 
     async fn revoke_key(&self, id: &KeyId, at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
+            "UPDATE api_keys SET revoked_at = $1, updated_at = FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT \
              WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(at)
@@ -158,7 +158,7 @@ impl Store for PostgresStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE api_keys SET plan = $1, daily_limit_override = $2, \
-             plan_provisioned_at = $3, updated_at = $3 WHERE id = $4",
+             plan_provisioned_at = $3, updated_at = FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT WHERE id = $4",
         )
         .bind(plan.as_str())
         .bind(daily_limit_override.map(to_i64))
@@ -171,7 +171,7 @@ impl Store for PostgresStore {
 
     async fn provision_plan(&self, id: &KeyId, plan: Plan, at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE api_keys SET plan = $1, plan_provisioned_at = $2, updated_at = $2 \
+            "UPDATE api_keys SET plan = $1, plan_provisioned_at = $2, updated_at = FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT \
              WHERE id = $3 AND plan IS NULL",
         )
         .bind(plan.as_str())
@@ -273,6 +273,14 @@ impl Store for PostgresStore {
                 Ok((id, count))
             })
             .collect()
+    }
+
+    async fn clock(&self) -> Result<i64, StoreError> {
+        let now: i64 =
+            sqlx::query_scalar("SELECT FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(now)
     }
 
     async fn keys_changed_since(&self, since: i64) -> Result<Vec<StoredKey>, StoreError> {

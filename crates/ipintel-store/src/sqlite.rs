@@ -82,7 +82,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO api_keys (id, secret_hash, label, plan, daily_limit_override, \
              created_at, revoked_at, plan_provisioned_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, NULL, ?, CAST(strftime('%s', 'now') AS INTEGER))",
         )
         .bind(key.id.as_str())
         .bind(key.secret_hash.as_bytes().as_slice())
@@ -91,7 +91,6 @@ impl Store for SqliteStore {
         .bind(key.daily_limit_override.map(to_i64))
         .bind(key.created_at)
         .bind(provisioned_at)
-        .bind(key.created_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -118,10 +117,9 @@ impl Store for SqliteStore {
 
     async fn revoke_key(&self, id: &KeyId, at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
+            "UPDATE api_keys SET revoked_at = ?, updated_at = CAST(strftime('%s', 'now') AS INTEGER) \
              WHERE id = ? AND revoked_at IS NULL",
         )
-        .bind(at)
         .bind(at)
         .bind(id.as_str())
         .execute(&self.pool)
@@ -138,11 +136,10 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE api_keys SET plan = ?, daily_limit_override = ?, \
-             plan_provisioned_at = ?, updated_at = ? WHERE id = ?",
+             plan_provisioned_at = ?, updated_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = ?",
         )
         .bind(plan.as_str())
         .bind(daily_limit_override.map(to_i64))
-        .bind(at)
         .bind(at)
         .bind(id.as_str())
         .execute(&self.pool)
@@ -152,11 +149,10 @@ impl Store for SqliteStore {
 
     async fn provision_plan(&self, id: &KeyId, plan: Plan, at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE api_keys SET plan = ?, plan_provisioned_at = ?, updated_at = ? \
+            "UPDATE api_keys SET plan = ?, plan_provisioned_at = ?, updated_at = CAST(strftime('%s', 'now') AS INTEGER) \
              WHERE id = ? AND plan IS NULL",
         )
         .bind(plan.as_str())
-        .bind(at)
         .bind(at)
         .bind(id.as_str())
         .execute(&self.pool)
@@ -239,6 +235,13 @@ impl Store for SqliteStore {
                 Ok((id, count))
             })
             .collect()
+    }
+
+    async fn clock(&self) -> Result<i64, StoreError> {
+        let now: i64 = sqlx::query_scalar("SELECT CAST(strftime('%s', 'now') AS INTEGER)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(now)
     }
 
     async fn keys_changed_since(&self, since: i64) -> Result<Vec<StoredKey>, StoreError> {

@@ -38,7 +38,9 @@ pub struct StoredKey {
     pub info: KeyInfo,
     /// Digest of the secret.
     pub secret_hash: SecretHash,
-    /// Last change to the row, Unix seconds (drives change polling).
+    /// Last change to the row, Unix seconds by the database's clock (see
+    /// [`Store::clock`]), whatever the writer's clock says: it drives
+    /// change polling, which compares it with stamps from other writers.
     pub updated_at: i64,
 }
 
@@ -202,7 +204,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys whose row changed at or after `since` (creation, revocation,
     /// plan change), so other processes' changes reach the request path.
+    /// `since` is on the database's clock, as `updated_at` is.
     async fn keys_changed_since(&self, since: i64) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// The database's clock, Unix seconds: the clock that stamps
+    /// `updated_at`, so one process's polling never depends on how far
+    /// another writer's clock is off.
+    async fn clock(&self) -> Result<i64, StoreError>;
 
     /// Inserts a report unless `rules` refuse it, checking and inserting in
     /// one transaction serialized with every other insertion for the same

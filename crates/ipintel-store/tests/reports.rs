@@ -750,6 +750,10 @@ impl Store for PollBetween {
         self.inner.usage_for_day(day).await
     }
 
+    async fn clock(&self) -> Result<i64, ipintel_store::StoreError> {
+        self.inner.clock().await
+    }
+
     async fn keys_changed_since(
         &self,
         since: i64,

@@ -25,6 +25,7 @@ store_tests!(
     a_failed_usage_batch_writes_nothing,
     concurrent_usage_batches_from_several_handles_add_up_exactly,
     plans_are_provisioned_once_and_changes_are_listed,
+    changes_are_stamped_by_the_database_clock_whatever_the_writer_says,
     a_closed_store_fails_with_a_database_error,
 );
 
@@ -47,7 +48,7 @@ async fn migrations_apply_on_a_new_database_and_reopen(db: TestDb) {
     assert_eq!(stored.info.id, new.id);
     assert_eq!(stored.info.label.as_deref(), Some("test"));
     assert_eq!(stored.info.plan, None);
-    assert_eq!(stored.updated_at, 1_000);
+    assert_eq!(stored.info.created_at, 1_000);
     store.close().await;
 
     let applied = db
@@ -315,8 +316,13 @@ async fn plans_are_provisioned_once_and_changes_are_listed(db: TestDb) {
 
     assert!(store.provision_plan(&a.id, Plan::Free, 200).await.unwrap());
     assert!(!store.provision_plan(&a.id, Plan::Free, 300).await.unwrap());
-    assert!(store.keys_changed_since(201).await.unwrap().is_empty());
-    assert_eq!(store.keys_changed_since(200).await.unwrap().len(), 1);
+    let stamped = store.get_key(&a.id).await.unwrap().unwrap().updated_at;
+    assert!(store
+        .keys_changed_since(stamped + 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.keys_changed_since(stamped).await.unwrap().len(), 1);
     assert!(store
         .set_plan(&a.id, Plan::Custom, Some(42), 400)
         .await
@@ -324,14 +330,53 @@ async fn plans_are_provisioned_once_and_changes_are_listed(db: TestDb) {
     let ghost = "ghost0000000".parse().unwrap();
     assert!(!store.set_plan(&ghost, Plan::Free, None, 400).await.unwrap());
 
-    let changed = store.keys_changed_since(201).await.unwrap();
+    let changed = store.keys_changed_since(stamped).await.unwrap();
     assert_eq!(changed.len(), 1);
     let info = &changed[0].info;
     assert_eq!(info.plan, Some(Plan::Custom));
     assert_eq!(info.daily_limit_override, Some(42));
     assert_eq!(info.plan_provisioned_at, Some(400));
-    assert_eq!(changed[0].updated_at, 400);
+    assert!(changed[0].updated_at >= stamped);
     assert_eq!(changed[0].secret_hash.as_bytes(), a.secret_hash.as_bytes());
+}
+
+/// Writers' clocks may be off by any amount: `updated_at` is the
+/// database's, so a poll that has read a change by a writer an hour fast
+/// still sees the next change by a writer an hour slow (the gap that once
+/// hid revocations from other nodes).
+async fn changes_are_stamped_by_the_database_clock_whatever_the_writer_says(db: TestDb) {
+    let store = db.open().await;
+    let now = ipintel_store::now_unix();
+    let (_, fast) = new_key(now + 3_600);
+    let (_, slow) = new_key(now - 3_600);
+    let before = store.clock().await.unwrap();
+    store.insert_key(&fast).await.unwrap();
+    store.insert_key(&slow).await.unwrap();
+    assert!(store
+        .set_plan(&fast.id, Plan::Professional, None, now + 3_600)
+        .await
+        .unwrap());
+    let seen = store.keys_changed_since(before).await.unwrap();
+    let newest = seen.iter().map(|k| k.updated_at).max().unwrap();
+    assert!(store.revoke_key(&slow.id, now - 3_600).await.unwrap());
+    let after = store.clock().await.unwrap();
+
+    for key in [&fast, &slow] {
+        let stored = store.get_key(&key.id).await.unwrap().unwrap();
+        assert!(
+            (before..=after).contains(&stored.updated_at),
+            "{} stamped {} outside the database's {before}..={after}",
+            key.id,
+            stored.updated_at
+        );
+    }
+    let later = store.keys_changed_since(newest).await.unwrap();
+    let revoked = later.iter().find(|k| k.info.id == slow.id).unwrap();
+    assert_eq!(revoked.info.revoked_at, Some(now - 3_600));
+    assert!(
+        (now - 5..=now + 5).contains(&before),
+        "the database's clock {before} is this machine's {now}"
+    );
 }
 
 async fn a_closed_store_fails_with_a_database_error(db: TestDb) {

@@ -665,8 +665,8 @@ fn check_reports(nginx: &Nginx, node_refs: &[&Server; 2], key: &str) {
 }
 
 /// A key revoked with the CLI is refused by both nodes within 5 s, and so
-/// is one whose revocation carries a time 8 s behind the others' (written
-/// by a process whose clock is slow).
+/// is one revoked by a process whose clock is 8 s slow (its `revoked_at`
+/// is behind; `updated_at` is the database's, as every store writes it).
 fn check_revocations(
     cluster: &Cluster,
     key: &str,
@@ -691,50 +691,12 @@ fn check_revocations(
 
     let slow = ipintel_store::now_unix() - 8;
     cluster.schema.execute(&format!(
-        "UPDATE api_keys SET revoked_at = {slow}, updated_at = {slow} WHERE id = '{skewed_id}'"
+        "UPDATE api_keys SET revoked_at = {slow}, \
+         updated_at = FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT WHERE id = '{skewed_id}'"
     ));
     let took = within(REVOCATION_PROPAGATION, "slow-clock revocation", || {
         nodes.iter().all(|node| refused(*node, skewed))
     });
-    eprintln!("revocation stamped 8 s in the past refused by both nodes after {took:?}");
+    eprintln!("revocation by a clock 8 s slow refused by both nodes after {took:?}");
     assert!(!refused(nodes[0], key) && !refused(nodes[1], key));
-}
-
-/// The key poll (`Accounts::poll_changes`) asks for rows changed at or
-/// after the highest `updated_at` it has read, less 10 s. A change stamped
-/// by a clock more than 10 s behind another writer's, or committed more
-/// than 10 s after it was stamped, falls below that mark once the poll has
-/// read the other writer's change, and no node sees it until it restarts.
-#[test]
-#[ignore = "known gap, reported with issue 6: the key poll misses changes stamped more \
-            than 10 s behind the newest it has read; run with --ignored once fixed"]
-fn a_revocation_is_seen_whatever_clock_stamped_it() {
-    let Some(cluster) = Cluster::start("skew", false) else {
-        return;
-    };
-    let db = cluster.schema.db();
-    let (other_id, _) = create_key(db);
-    let (late_id, late) = create_key(db);
-    let nodes = cluster.node_addrs();
-    for node in nodes {
-        assert!(!refused(node, &late));
-    }
-
-    // A node whose clock is 60 s fast changes a key (say, provisions a
-    // plan); both nodes' polls read it.
-    let fast = ipintel_store::now_unix() + 60;
-    cluster.schema.execute(&format!(
-        "UPDATE api_keys SET updated_at = {fast} WHERE id = '{other_id}'"
-    ));
-    std::thread::sleep(Duration::from_millis(4_500));
-
-    // An operator with a right clock revokes a key.
-    cli(db, &["keys", "revoke", &late_id]);
-    let took = within(
-        REVOCATION_PROPAGATION,
-        "revocation after a fast clock's change",
-        || nodes.iter().all(|node| refused(*node, &late)),
-    );
-    eprintln!("refused by both nodes after {took:?}");
-    cluster.stop();
 }

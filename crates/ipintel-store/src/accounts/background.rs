@@ -18,8 +18,9 @@ use crate::{now_unix, StoreError};
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often key changes made by other processes are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// Changes are re-read this far back, so a change committed late by another
-/// process with an older `updated_at` is still seen.
+/// Changes are re-read this far back, so a change stamped by the database
+/// and committed up to this long after its stamp is still seen. (Every
+/// stamp comes from the database's clock, so writers' clocks do not matter.)
 const POLL_OVERLAP_SECS: i64 = 10;
 /// Attempts at the final flush on shutdown.
 const FINAL_FLUSH_ATTEMPTS: u32 = 3;

@@ -133,7 +133,8 @@ pub struct Accounts {
     flush_lock: tokio::sync::Mutex<()>,
     flush_failing: AtomicBool,
     poll_failing: AtomicBool,
-    /// `updated_at` up to which key changes have been applied.
+    /// `updated_at` (the database's clock) up to which key changes have
+    /// been applied.
     changes_seen: AtomicI64,
 }
 
@@ -163,6 +164,8 @@ impl Accounts {
         limits: PlanLimits,
         now_unix: i64,
     ) -> Result<Arc<Accounts>, StoreError> {
+        // Key changes are polled on the database's clock, never this one.
+        let changes_seen = store.clock().await?;
         let accounts = Accounts {
             store,
             limits,
@@ -173,7 +176,7 @@ impl Accounts {
             flush_lock: tokio::sync::Mutex::new(()),
             flush_failing: AtomicBool::new(false),
             poll_failing: AtomicBool::new(false),
-            changes_seen: AtomicI64::new(now_unix),
+            changes_seen: AtomicI64::new(changes_seen),
         };
         accounts.load_today(UtcDay::from_unix(now_unix)).await?;
         Ok(Arc::new(accounts))
