@@ -239,3 +239,41 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     drop(second);
     server.stop().await;
 }
+
+/// A report body whose chunked encoding breaks is answered as unreadable,
+/// not as too large, and one over the limit as too large.
+#[tokio::test]
+async fn a_broken_chunked_body_is_told_apart_from_a_large_one() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(&db, Options::default()).await;
+    let key = server.new_key().await;
+    let head = |extra: &str| {
+        format!(
+            "POST /v1/ip/report HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{extra}\r\n"
+        )
+    };
+
+    let mut stream = connect(&server).await;
+    let broken = format!(
+        "{}5\r\nip=1.\r\nzz\r\n",
+        head("Transfer-Encoding: chunked\r\n")
+    );
+    stream.write_all(broken.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.contains(" 422 "), "{status} {body}");
+    assert!(body.contains("could not be read"), "{body}");
+    assert!(!body.contains("larger than"), "{body}");
+
+    let mut stream = connect(&server).await;
+    let filler = "x".repeat(70 * 1024);
+    let large = format!(
+        "{}ip=1.2.3.4&category=18&comment={filler}",
+        head(&format!("Content-Length: {}\r\n", 26 + filler.len()))
+    );
+    stream.write_all(large.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert!(status.contains(" 422 "), "{status} {body}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
+    server.stop().await;
+}

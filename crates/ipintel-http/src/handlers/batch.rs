@@ -113,7 +113,17 @@ async fn read_batch(headers: &HeaderMap, body: Body) -> Result<Vec<String>, ApiE
     }
     let bytes = axum::body::to_bytes(body, MAX_BATCH_BODY)
         .await
-        .map_err(|_| ApiError::BatchTooLarge(None))?;
+        .map_err(|err| {
+            let cause = err.into_inner();
+            if cause.is::<http_body_util::LengthLimitError>() {
+                ApiError::BatchTooLarge(None)
+            } else {
+                ApiError::InvalidField {
+                    field: "body",
+                    message: format!("the body could not be read: {cause}"),
+                }
+            }
+        })?;
     let texts = match serde_json::from_slice::<BatchBody>(&bytes) {
         Ok(BatchBody::Wrapped { ips } | BatchBody::Bare(ips)) => ips,
         Err(_) => {

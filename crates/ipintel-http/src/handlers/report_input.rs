@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
+use http_body_util::LengthLimitError;
 use ipintel_core::addr::parse_ip;
 use ipintel_core::reports::{ReportCategories, Severity, WINDOW_SECS};
 use ipintel_core::reserved::classify;
@@ -46,18 +47,37 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Reads the body as JSON (`application/json`) or as a form (a form
-/// content type, or none, as `curl -d` sends).
+/// content type, or none, as `curl -d` sends). A field given twice is
+/// refused rather than read as the last (or first) of its values.
 pub(crate) async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Fields, ApiError> {
     let kind = content_type(headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| invalid("body", format!("the body is larger than {MAX_BODY} bytes")))?;
-    match kind {
-        BodyKind::Json => json_fields(&bytes),
+    let bytes = read_body(body, MAX_BODY).await?;
+    let pairs = match kind {
+        BodyKind::Json => json_pairs(&bytes)?,
         BodyKind::Form => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-            .map(|pairs| pairs.into_iter().collect())
-            .map_err(|err| invalid("body", format!("the form does not parse: {err}"))),
+            .map_err(|err| invalid("body", format!("the form does not parse: {err}")))?,
+    };
+    let mut fields = Fields::new();
+    for (name, value) in pairs {
+        if let Some(field) = known_field(&name).filter(|_| fields.contains_key(&name)) {
+            return Err(invalid(field, format!("`{field}` is given more than once")));
+        }
+        fields.insert(name, value);
     }
+    Ok(fields)
+}
+
+/// The whole body, up to `limit` bytes. A longer body and one that breaks
+/// off (a malformed chunk, a dropped connection) are told apart.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let cause = err.into_inner();
+        if cause.is::<LengthLimitError>() {
+            invalid("body", format!("the body is larger than {limit} bytes"))
+        } else {
+            invalid("body", format!("the body could not be read: {cause}"))
+        }
+    })
 }
 
 enum BodyKind {
@@ -78,21 +98,53 @@ fn content_type(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     }
 }
 
-fn json_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|err| invalid("body", format!("the body is not JSON: {err}")))?;
-    let Value::Object(map) = value else {
-        return Err(invalid("body", "the body must be a JSON object"));
-    };
-    let mut fields = Fields::new();
-    for (name, value) in map {
+/// The members of a JSON object body, in order and with repeats kept, as
+/// text (see [`json_text`]); members of other types are dropped unless
+/// they are report fields.
+fn json_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let Members(members) = serde_json::from_slice(bytes).map_err(|err| {
+        if err.is_data() {
+            invalid("body", "the body must be a JSON object")
+        } else {
+            invalid("body", format!("the body is not JSON: {err}"))
+        }
+    })?;
+    let mut pairs = Vec::with_capacity(members.len());
+    for (name, value) in members {
         if let Some(text) = json_text(&value) {
-            fields.insert(name, text);
+            pairs.push((name, text));
         } else if let Some(field) = known_field(&name) {
             return Err(invalid(field, format!("`{field}` has the wrong JSON type")));
         }
     }
-    Ok(fields)
+    Ok(pairs)
+}
+
+/// A JSON object read member by member, so that a repeated name is seen
+/// (a map would keep only one of its values).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// Strings and numbers as text, arrays of them comma-joined; null as absent.
@@ -298,17 +350,69 @@ mod tests {
 
     #[test]
     fn json_arrays_and_numbers_become_text() {
-        let fields =
-            json_fields(br#"{"ip":"1.2.3.4","category":[22,"port_scan"],"confidence":90}"#)
-                .unwrap();
-        assert_eq!(fields["category"], "22,port_scan");
-        assert_eq!(fields["confidence"], "90");
+        let pairs =
+            json_pairs(br#"{"ip":"1.2.3.4","category":[22,"port_scan"],"confidence":90}"#).unwrap();
+        assert_eq!(
+            pairs[1..],
+            [
+                ("category".to_owned(), "22,port_scan".to_owned()),
+                ("confidence".to_owned(), "90".to_owned())
+            ]
+        );
         assert!(matches!(
-            json_fields(br#"{"ip":"1.2.3.4","severity":{"x":1}}"#),
+            json_pairs(br#"{"ip":"1.2.3.4","severity":{"x":1}}"#),
             Err(ApiError::InvalidField {
                 field: "severity",
                 ..
             })
         ));
+    }
+
+    async fn read(content_type: &str, body: &str) -> Result<Fields, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        read_fields(&headers, Body::from(body.to_owned())).await
+    }
+
+    fn refused_field(result: Result<Fields, ApiError>) -> (&'static str, String) {
+        match result {
+            Err(ApiError::InvalidField { field, message }) => (field, message),
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_field_given_twice_is_refused_in_json_and_forms() {
+        let json = read(
+            "application/json",
+            r#"{"ip":"1.2.3.4","category":"22","ip":"5.6.7.8"}"#,
+        );
+        let (field, message) = refused_field(json.await);
+        assert_eq!(field, "ip");
+        assert!(message.contains("more than once"), "{message}");
+        let form = read(
+            "application/x-www-form-urlencoded",
+            "ip=1.2.3.4&category=22&category=14",
+        );
+        assert_eq!(refused_field(form.await).0, "category");
+
+        // Unknown members may repeat; they are not read.
+        let fine = read(
+            "application/json",
+            r#"{"ip":"1.2.3.4","category":"22","x":1,"x":2}"#,
+        );
+        assert_eq!(fine.await.unwrap()["ip"], "1.2.3.4");
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_objects_or_too_large_say_so() {
+        let (field, message) = refused_field(read("application/json", "[1, 2]").await);
+        assert_eq!(field, "body");
+        assert!(message.contains("must be a JSON object"), "{message}");
+        let (_, message) = refused_field(read("application/json", "{oops").await);
+        assert!(message.contains("not JSON"), "{message}");
+        let large = format!("ip=1.2.3.4&comment={}", "x".repeat(MAX_BODY));
+        let (_, message) = refused_field(read("application/x-www-form-urlencoded", &large).await);
+        assert!(message.contains("larger than 65536 bytes"), "{message}");
     }
 }
