@@ -40,6 +40,18 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
     done
   fi
 fi
+# The shared quota tests (crates/ipintel-store/tests/shared_quotas.rs and the
+# Redis part of the cluster test) need Redis on 127.0.0.1:6379; under CI they
+# fail without it, so one is started (in memory, loopback only) if none answers.
+if ! (command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1); then
+  command -v redis-server >/dev/null || install_package redis-server redis-server
+  echo "test.sh: starting Redis on 127.0.0.1:6379" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
 # The interface is embedded in the binary, so it is built first.
 scripts/build_web.sh
 # The MaxMind format's public test corpus (good and corrupt databases) ships

@@ -7,6 +7,16 @@ use serde::Serialize;
 
 use crate::reply;
 
+/// `Retry-After` of a `store_unavailable` answer, in seconds. The store
+/// pool gives up on a connection after a few seconds and a node reconnects
+/// at the first request after the database returns, so a client that waits
+/// this long tries again once the outage is over or finds it still on,
+/// without hammering a database that is coming back. Nothing was stored or
+/// counted, so the same request may simply be sent again.
+pub(crate) const STORE_RETRY_AFTER_SECS: u64 = 5;
+/// `Retry-After` of `not_ready`: a node loads its data in a few seconds.
+const NOT_READY_RETRY_AFTER_SECS: u64 = 2;
+
 /// Every way a request can fail, each with a stable machine-readable code.
 ///
 /// Rendering (`IntoResponse`) is the only place where errors become HTTP:
@@ -54,9 +64,16 @@ pub enum ApiError {
         /// Seconds until another lookup is allowed.
         retry_after_secs: u64,
     },
-    /// The account store could not answer.
-    #[error("the account store is unavailable; try again shortly")]
+    /// The store of keys, usage and reports could not answer.
+    #[error("the store of keys, usage and reports is unavailable; try again shortly")]
     StoreUnavailable(#[source] StoreError),
+    /// The shared quota cannot be checked (Redis unreachable with the
+    /// `closed` fallback); answered as `store_unavailable` with `Retry-After`.
+    #[error("the shared quota store is unavailable; nothing was counted, try again shortly")]
+    QuotaUnavailable {
+        /// Seconds after which to try again.
+        retry_after_secs: u64,
+    },
     /// No IP data is loaded yet.
     #[error("no IP data is loaded")]
     NotReady,
@@ -155,7 +172,9 @@ impl ApiError {
             Self::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::QuotaUnavailable { .. } | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -176,7 +195,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
             Self::PortalRateLimited { .. } => "portal_rate_limited",
-            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::StoreUnavailable(_) | Self::QuotaUnavailable { .. } => "store_unavailable",
             Self::NotReady => "not_ready",
             Self::InvalidField { .. } => "invalid_field",
             Self::UnsupportedMediaType | Self::BatchMediaType => "unsupported_media_type",
@@ -197,7 +216,10 @@ impl ApiError {
             | Self::RateLimited { retry_after_secs }
             | Self::PortalRateLimited { retry_after_secs }
             | Self::DuplicateReport { retry_after_secs }
-            | Self::ReportQuotaExceeded { retry_after_secs } => Some(*retry_after_secs),
+            | Self::ReportQuotaExceeded { retry_after_secs }
+            | Self::QuotaUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            Self::StoreUnavailable(_) => Some(STORE_RETRY_AFTER_SECS),
+            Self::NotReady => Some(NOT_READY_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -205,7 +227,7 @@ impl ApiError {
     fn log_cause(&self) {
         match self {
             Self::StoreUnavailable(cause) => {
-                tracing::error!(error = %cause, "account store unavailable");
+                tracing::error!(error = %cause, "store unavailable");
             }
             Self::Internal(cause) => tracing::error!(error = %cause, "internal error"),
             _ => {}
@@ -222,6 +244,9 @@ impl From<AuthError> for ApiError {
                 retry_after_secs, ..
             } => Self::QuotaExceeded { retry_after_secs },
             AuthError::Unavailable(cause) => Self::StoreUnavailable(cause),
+            AuthError::QuotaUnavailable { retry_after_secs } => {
+                Self::QuotaUnavailable { retry_after_secs }
+            }
             other => Self::Internal(format!("unexpected authentication error: {other}")),
         }
     }
@@ -338,6 +363,18 @@ mod tests {
         assert!(other["error"].get("field").is_none());
     }
 
+    #[tokio::test]
+    async fn an_unreachable_shared_quota_is_a_503_with_retry_after() {
+        let error = ApiError::from(AuthError::QuotaUnavailable {
+            retry_after_secs: 2,
+        });
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "store_unavailable");
+    }
+
     #[test]
     fn quota_refusal_sets_retry_after() {
         let response = ApiError::QuotaExceeded {
@@ -346,5 +383,21 @@ mod tests {
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+
+    #[tokio::test]
+    async fn store_unavailable_asks_to_retry_shortly() {
+        let cause = StoreError::Corrupt {
+            table: "reports",
+            column: "id",
+            message: "database detail".into(),
+        };
+        let response = ApiError::StoreUnavailable(cause).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry = &response.headers()[header::RETRY_AFTER];
+        assert_eq!(retry, &STORE_RETRY_AFTER_SECS.to_string());
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "store_unavailable");
+        assert!(!body.to_string().contains("database detail"));
     }
 }

@@ -197,7 +197,7 @@ fn visible_text(value: &[u8]) -> Option<&str> {
 async fn admit(state: &AppState, key: &[u8]) -> Option<(KeyHandle, Quota)> {
     let key = std::str::from_utf8(key).ok()?;
     let handle = state.accounts.authenticate(key).await.ok()?;
-    let quota = state.accounts.consume(&handle, 1, now_unix()).ok()?;
+    let quota = state.accounts.charge(&handle, 1, now_unix()).await.ok()?;
     state.metrics.lookup(handle.plan());
     Some((handle, quota))
 }

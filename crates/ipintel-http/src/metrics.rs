@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipintel_core::Snapshot;
-use ipintel_store::Plan;
+use ipintel_store::{Plan, QuotaStats};
 
 /// Statuses counted one by one; any other lands in `other`.
 const STATUSES: [u16; 14] = [
@@ -295,6 +295,55 @@ impl Metrics {
     }
 }
 
+/// Appends the shared quota's series (only rendered with
+/// `IPINTEL_REDIS_URL` set): Redis calls by outcome, fallback decisions,
+/// leased blocks, seeded counters, and whether Redis is in use.
+pub fn render_shared_quota(out: &mut String, stats: &QuotaStats) {
+    header(
+        out,
+        "ipintel_quota_redis_calls_total",
+        "counter",
+        "Calls to the shared quota's Redis, by outcome (error includes timeouts).",
+    );
+    for (outcome, n) in [
+        ("ok", stats.redis_calls_ok),
+        ("error", stats.redis_calls_failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "ipintel_quota_redis_calls_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let series = [
+        (
+            "ipintel_quota_fallback_total",
+            "Metered requests decided by the fallback while Redis was unreachable.",
+            stats.fallback_decisions,
+        ),
+        (
+            "ipintel_quota_leases_total",
+            "Blocks of quota leased from Redis for keys in leased mode.",
+            stats.leases,
+        ),
+        (
+            "ipintel_quota_seeds_total",
+            "Shared counters created from the store's count (new day, or Redis lost them).",
+            stats.seeds,
+        ),
+    ];
+    for (name, help, n) in series {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+    header(
+        out,
+        "ipintel_quota_redis_up",
+        "gauge",
+        "1 while quotas are shared through Redis, 0 while the fallback decides.",
+    );
+    let _ = writeln!(out, "ipintel_quota_redis_up {}", u8::from(stats.redis_up));
+}
+
 /// Age and error state of one source at scrape time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceGauge {
@@ -463,6 +512,30 @@ mod tests {
             "ipintel_reports_refused_total{code=\"duplicate_report\"} 1",
             "ipintel_reports_refused_total{code=\"other\"} 1",
             "ipintel_reloads_total{outcome=\"failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn shared_quota_series_render() {
+        let stats = QuotaStats {
+            redis_up: true,
+            redis_calls_ok: 7,
+            redis_calls_failed: 2,
+            fallback_decisions: 3,
+            leases: 4,
+            seeds: 1,
+        };
+        let mut text = String::new();
+        render_shared_quota(&mut text, &stats);
+        for line in [
+            "ipintel_quota_redis_calls_total{outcome=\"ok\"} 7",
+            "ipintel_quota_redis_calls_total{outcome=\"error\"} 2",
+            "ipintel_quota_fallback_total 3",
+            "ipintel_quota_leases_total 4",
+            "ipintel_quota_seeds_total 1",
+            "ipintel_quota_redis_up 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

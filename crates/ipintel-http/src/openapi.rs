@@ -80,7 +80,7 @@ impl Modify for SecuritySchemes {
 /// Adds the rate-limit headers that keyed routes put on every response
 /// once the key is authenticated (success, 400 and 429; not the 401/403 of
 /// a refused key nor a 503 that may come before authentication), and
-/// `Retry-After` on 429.
+/// `Retry-After` on 429 and 503.
 struct RateLimitHeaders;
 
 impl Modify for RateLimitHeaders {
@@ -113,7 +113,7 @@ fn add_headers(operation: &mut Operation) {
                     .insert(name.to_owned(), integer_header(description));
             }
         }
-        if status == "429" {
+        if status == "429" || status == "503" {
             let retry = integer_header("Seconds to wait before retrying.");
             response.headers.insert("Retry-After".to_owned(), retry);
         }

@@ -26,6 +26,10 @@ pub enum StoreError {
     /// panicked, or that runtime is shutting down).
     #[error("store task failed: {0}")]
     Task(String),
+    /// A write in flight to the store did not finish in time (a database
+    /// that stopped answering mid-statement); nothing was read.
+    #[error("timed out waiting for {0}")]
+    TimedOut(&'static str),
     /// A row holds a value this code cannot read (edited by hand, or newer schema).
     #[error("unreadable value in {table}.{column}: {message}")]
     Corrupt {
@@ -36,6 +40,11 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// The shared quota's Redis client could not be set up (a URL it
+    /// cannot use). An unreachable server is not this error: it is a
+    /// fallback, see `SharedQuota`.
+    #[error("shared quota: {0}")]
+    SharedQuota(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -69,6 +78,13 @@ pub enum AuthError {
         /// The quota as it stands.
         quota: Quota,
         /// Seconds until the quota resets (next 00:00 UTC), at least 1.
+        retry_after_secs: u64,
+    },
+    /// The shared quota cannot be checked (Redis unreachable and the
+    /// `closed` fallback in force); nothing was counted.
+    #[error("shared quota unavailable")]
+    QuotaUnavailable {
+        /// Seconds after which to try again.
         retry_after_secs: u64,
     },
     /// The store could not be reached to look the key up.

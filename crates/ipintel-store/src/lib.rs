@@ -7,6 +7,9 @@
 //!   which one a setting names and opens it.
 //! - [`Accounts`]: the request path's key cache and usage meter, flushed to
 //!   the store by a background task.
+//! - [`SharedQuota`]: daily quotas enforced across nodes through Redis,
+//!   attached to the [`Accounts`] of each node, with a documented fallback
+//!   while Redis is unreachable.
 //! - [`reports`]: abuse reports, stored by a [`ReportDesk`] and held in
 //!   memory by a [`ReportIndex`].
 #![forbid(unsafe_code)]
@@ -19,6 +22,7 @@ pub mod key;
 mod location;
 mod plan;
 mod postgres;
+mod quota;
 pub mod reports;
 mod rows;
 mod sqlite;
@@ -33,6 +37,10 @@ pub use key::{KeyFormatError, KeyId, PresentedKey};
 pub use location::StoreLocation;
 pub use plan::{Plan, PlanLimits, UnknownPlan};
 pub use postgres::{BadDatabaseUrl, PostgresStore, PostgresUrl};
+pub use quota::{
+    lease_block, BadRedisUrl, QuotaFallback, QuotaStats, RedisUrl, SharedQuota,
+    SharedQuotaSettings, EXACT_MAX_LIMIT, REDIS_RETRY_INTERVAL,
+};
 pub use reports::{
     AreaReportStats, LiveItem, NetKey, NetworkReports, ReportDesk, ReportError, ReportIndex,
     ReportSettings, ReporterNet, REPORT_POLL_INTERVAL,

@@ -30,9 +30,17 @@ use crate::StoreError;
 /// Connections in the pool. Each statement is short; the request path
 /// reaches the store only on a cache miss, a flush or a report.
 const MAX_CONNECTIONS: u32 = 8;
-/// How long getting a connection may take, opening a new one included;
-/// past it the operation fails (and the API answers "store unavailable").
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long getting a pooled connection may take, waiting for a free one
+/// and opening a new one included; past it the operation fails and the API
+/// answers 503 `store_unavailable`. This bounds every request that needs
+/// the store while PostgreSQL is unreachable: sqlx keeps retrying a
+/// refused connection until this deadline, and a database that accepts
+/// connections but never answers is given up on only at it. Statements
+/// take milliseconds, so a healthy pool never comes near it.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the first connection, made at start-up for the migrations,
+/// may take: more patient than a request, since nothing waits on it.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -361,15 +369,15 @@ fn stored_key_from_row(row: &PgRow) -> Result<StoredKey, StoreError> {
     .into_stored()
 }
 
-/// One connection, within [`ACQUIRE_TIMEOUT`].
+/// One connection, within [`OPEN_TIMEOUT`].
 async fn connect(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
-    match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(options)).await {
+    match tokio::time::timeout(OPEN_TIMEOUT, PgConnection::connect_with(options)).await {
         Ok(connected) => connected,
         Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!(
                 "no answer from PostgreSQL within {} s",
-                ACQUIRE_TIMEOUT.as_secs()
+                OPEN_TIMEOUT.as_secs()
             ),
         ))),
     }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipintel_store::{
-    key, now_unix, Accounts, AuthError, KeyHandle, NewKey, Plan, PlanLimits, Store, UtcDay,
+    key, now_unix, Accounts, AuthError, KeyHandle, NewKey, Plan, PlanLimits, Store, StoreError,
+    UtcDay,
 };
-use support::{store_tests, TestDb};
+use sqlx::Connection;
+use support::{store_tests, Backend, TestDb};
 use tokio_util::sync::CancellationToken;
 
 store_tests!(
@@ -484,4 +486,66 @@ async fn admit_authenticates_and_counts(db: TestDb) {
         f.accounts.admit("nope", 1, now).await,
         Err(AuthError::Malformed)
     ));
+}
+
+/// A database that stops answering mid-statement (here: a lock another
+/// session holds) holds neither a usage report nor an unseen key's request
+/// for long: each gives up after 3 s, and both work again once it answers.
+/// PostgreSQL only: SQLite gives up on a lock by itself (busy timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_stalled_database_holds_usage_and_unseen_keys_only_briefly() {
+    support::run(Backend::Postgres, |db: TestDb| async move {
+        let f = fixture(db).await;
+        let (_, key) = new_free_key(&f.accounts).await;
+        let now = now_unix();
+        f.accounts.consume(&key, 5, now).unwrap();
+        f.accounts.flush().await.unwrap();
+        let (_, elsewhere) = second_handle(&f.db).await;
+        let (_, unseen) = elsewhere.create_key(None, None).await.unwrap();
+
+        let mut blocker = f.db.postgres_connection().await;
+        let mut open = blocker.begin().await.unwrap();
+        sqlx::query("SELECT count FROM usage_daily WHERE key_id = $1 FOR UPDATE")
+            .bind(key.id().as_str())
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        f.accounts.consume(&key, 3, now).unwrap();
+        let accounts = Arc::clone(&f.accounts);
+        let stuck_flush = tokio::spawn(async move { accounts.flush().await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let usage = f.accounts.usage(&key, now).await;
+        assert!(matches!(usage, Err(StoreError::TimedOut(_))), "{usage:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        sqlx::query("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let refused = f.accounts.authenticate(&unseen).await;
+        assert!(
+            matches!(
+                refused,
+                Err(AuthError::Unavailable(StoreError::TimedOut(_)))
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        open.rollback().await.unwrap();
+        stuck_flush.await.unwrap().unwrap();
+        assert_eq!(f.accounts.usage(&key, now).await.unwrap().today, 8);
+        assert!(f.accounts.authenticate(&unseen).await.is_ok());
+    })
+    .await;
 }

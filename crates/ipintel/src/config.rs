@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipintel_http::{HttpConfig, ServeOptions, TrustedProxies};
-use ipintel_store::{PlanLimits, ReportSettings, StoreLocation};
+use ipintel_store::{
+    PlanLimits, QuotaFallback, RedisUrl, ReportSettings, SharedQuotaSettings, StoreLocation,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Exit code for bad configuration or usage (EX_USAGE).
@@ -255,6 +257,60 @@ impl StoreConfig {
     }
 }
 
+/// Quotas shared by several nodes through Redis.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaConfig {
+    /// `None` (`IPINTEL_REDIS_URL` unset): each node meters on its own, as
+    /// a single node does. Otherwise the Redis URL (shown without its
+    /// password), `IPINTEL_REDIS_PREFIX` (default `ipintel:`),
+    /// `IPINTEL_REDIS_TIMEOUT_MS` (1 to 10,000, default 50) and
+    /// `IPINTEL_QUOTA_FALLBACK` (`local`, `share:N` or `closed`; default
+    /// `local`).
+    pub shared: Option<SharedQuotaSettings>,
+}
+
+impl QuotaConfig {
+    /// Longest Redis timeout accepted: a request may wait this long once.
+    const MAX_TIMEOUT_MS: u64 = 10_000;
+
+    fn load(env: &Env, problems: &mut Problems) -> Self {
+        let url = env.text("IPINTEL_REDIS_URL", problems).and_then(|text| {
+            RedisUrl::parse(&text)
+                .map_err(|err| problems.add("IPINTEL_REDIS_URL", err.to_string()))
+                .ok()
+        });
+        let mut settings = url.map(SharedQuotaSettings::new);
+        let timeout_name = "IPINTEL_REDIS_TIMEOUT_MS";
+        match positive(env, timeout_name, "milliseconds", problems) {
+            Some(ms) if ms > Self::MAX_TIMEOUT_MS => problems.add(
+                timeout_name,
+                format!("must be at most {} milliseconds", Self::MAX_TIMEOUT_MS),
+            ),
+            Some(ms) => {
+                if let Some(settings) = settings.as_mut() {
+                    settings.timeout = Duration::from_millis(ms);
+                }
+            }
+            None => {}
+        }
+        let fallback: Option<QuotaFallback> = env.parse(
+            "IPINTEL_QUOTA_FALLBACK",
+            "a fallback mode (local, share:N or closed)",
+            problems,
+        );
+        let prefix = env.text("IPINTEL_REDIS_PREFIX", problems);
+        if let Some(settings) = settings.as_mut() {
+            if let Some(fallback) = fallback {
+                settings.fallback = fallback;
+            }
+            if let Some(prefix) = prefix {
+                settings.prefix = prefix;
+            }
+        }
+        Self { shared: settings }
+    }
+}
+
 /// Daily lookup and report limits per plan.
 #[derive(Debug, Clone)]
 pub struct PlanConfig {
@@ -453,6 +509,8 @@ pub struct ServeConfig {
     pub store: StoreConfig,
     /// Plan limits.
     pub plans: PlanConfig,
+    /// Quotas shared across nodes.
+    pub quota: QuotaConfig,
     /// Proxies and key creation.
     pub access: AccessConfig,
     /// Abuse reports.
@@ -470,6 +528,7 @@ impl ServeConfig {
             data: DataConfig::load(env, flags.data_dir, flags.sources, &mut problems),
             store: StoreConfig::load(env, flags.db, &mut problems),
             plans: PlanConfig::load(env, &mut problems),
+            quota: QuotaConfig::load(env, &mut problems),
             access: AccessConfig::load(env, &mut problems),
             reports: ReportConfig::load(env, &mut problems),
             log: LogConfig::load(env, &mut problems),
@@ -547,6 +606,41 @@ mod tests {
         assert_eq!(config.access.http.portal_per_day, 300);
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.server.connections, ServeOptions::default());
+    }
+
+    #[test]
+    fn redis_settings_are_read_checked_and_never_shown_with_the_password() {
+        let config = ServeConfig::load(&Env::default(), ServeFlags::default()).unwrap();
+        assert!(config.quota.shared.is_none(), "no Redis unless configured");
+
+        let env = Env::from_pairs(&[
+            ("IPINTEL_REDIS_URL", "redis://q:hunter2@127.0.0.1:6379/1"),
+            ("IPINTEL_REDIS_TIMEOUT_MS", "20"),
+            ("IPINTEL_REDIS_PREFIX", "eu:"),
+            ("IPINTEL_QUOTA_FALLBACK", "share:3"),
+        ]);
+        let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
+        let shared = config.quota.shared.unwrap();
+        assert_eq!(shared.timeout, Duration::from_millis(20));
+        assert_eq!(shared.prefix, "eu:");
+        assert_eq!(shared.fallback, QuotaFallback::Share(3));
+        assert!(!format!("{shared:?}").contains("hunter2"));
+
+        let env = Env::from_pairs(&[
+            ("IPINTEL_REDIS_URL", "rediss://q:hunter2@h/0"),
+            ("IPINTEL_REDIS_TIMEOUT_MS", "0"),
+            ("IPINTEL_QUOTA_FALLBACK", "share:0"),
+        ]);
+        let problems = ServeConfig::load(&env, ServeFlags::default()).unwrap_err();
+        assert_eq!(
+            settings(&problems),
+            [
+                "IPINTEL_REDIS_URL",
+                "IPINTEL_REDIS_TIMEOUT_MS",
+                "IPINTEL_QUOTA_FALLBACK"
+            ]
+        );
+        assert!(!problems.to_string().contains("hunter2"));
     }
 
     #[test]

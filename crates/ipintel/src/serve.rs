@@ -8,7 +8,10 @@ use arc_swap::ArcSwap;
 use ipintel_core::Snapshot;
 use ipintel_data::SourcesConfig;
 use ipintel_http::{AppState, ServeOptions};
-use ipintel_store::{now_unix, Accounts, PlanLimits, ReportDesk, Store, StoreLocation};
+use ipintel_store::{
+    now_unix, Accounts, PlanLimits, ReportDesk, SharedQuota, SharedQuotaSettings, Store,
+    StoreLocation,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +38,9 @@ const FORCED_FLUSH_DEADLINE: Duration = Duration::from_secs(1);
 /// counts: the exit code is then 130 (SIGINT) or 143 (SIGTERM).
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (store, accounts) = open_accounts(&config.store.db, config.plans.limits).await?;
+    if let Some(settings) = &config.quota.shared {
+        share_quotas(&accounts, settings.clone()).await?;
+    }
     let listener = TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {} (IPINTEL_BIND)", config.server.bind))?;
@@ -121,6 +127,19 @@ pub async fn open_accounts(
         .await
         .context("cannot read today's usage from the key store")?;
     Ok((store, accounts))
+}
+
+/// Attaches the quota shared through Redis to `accounts` (before their
+/// background task starts, which then also retries Redis and reconciles).
+/// An unreachable Redis is not fatal: the node starts in its fallback mode.
+async fn share_quotas(accounts: &Accounts, settings: SharedQuotaSettings) -> anyhow::Result<()> {
+    let shared = SharedQuota::connect(settings)
+        .await
+        .context("cannot set up the shared quota (IPINTEL_REDIS_URL)")?;
+    if accounts.attach_shared_quota(shared).is_err() {
+        anyhow::bail!("a shared quota was attached twice");
+    }
+    Ok(())
 }
 
 /// Serves until `shutdown` fires and in-flight requests finish, or until

@@ -6,12 +6,16 @@
 //! - a report filed on one node shows in the other's lookups within 2 s;
 //! - a key revoked with `ipintel keys revoke` is refused by both within 5 s;
 //! - through nginx the nodes see the client address nginx forwards, and
-//!   only nginx may forward one.
+//!   only nginx may forward one;
+//! - with `IPINTEL_REDIS_URL` on both nodes, the 101st lookup of a free key
+//!   is refused (429) whichever node nginx sends it to, and `/v1/usage`
+//!   gives the same figure on both.
 //!
 //! PostgreSQL is reached at `IPINTEL_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`) and nginx is Debian's
-//! (`scripts/test.sh` installs it when missing). When either is missing the
-//! tests fail if `CI` is set, and otherwise say why they skip.
+//! `postgres://postgres@127.0.0.1:5432/test`), Redis at
+//! `IPINTEL_TEST_REDIS_ADDR` (default `127.0.0.1:6379`), and nginx is
+//! Debian's (`scripts/test.sh` installs it when missing). When one is
+//! missing the tests fail if `CI` is set, and otherwise say why they skip.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod support;
@@ -160,16 +164,38 @@ fn create_key(db: &Path) -> (String, String) {
     (field("id"), field("key"))
 }
 
-fn start_node(data: &Path, schema: &Schema) -> Server {
+fn start_node(data: &Path, schema: &Schema, extra: &[(&str, &str)]) -> Server {
     let trusted = format!("{NGINX_SOURCE}/32");
-    Server::start(
-        data,
-        schema.db(),
-        &[
-            ("IPINTEL_TRUSTED_PROXIES", trusted.as_str()),
-            ("RUST_LOG", NODE_LOG_FILTER),
-        ],
-    )
+    let mut env = vec![
+        ("IPINTEL_TRUSTED_PROXIES", trusted.as_str()),
+        ("RUST_LOG", NODE_LOG_FILTER),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(data, schema.db(), &env)
+}
+
+/// The test's Redis, `host:port`.
+fn redis_addr() -> String {
+    std::env::var("IPINTEL_TEST_REDIS_ADDR").unwrap_or_else(|_| "127.0.0.1:6379".to_owned())
+}
+
+/// Sends one inline command to Redis and returns its first reply line,
+/// or why it could not.
+fn redis_command(command: &str) -> Result<String, String> {
+    let address = redis_addr();
+    let target: SocketAddr = address.parse().map_err(|e| format!("{address}: {e}"))?;
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))
+        .map_err(|e| format!("Redis at {address} unreachable: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut reply = [0u8; 256];
+    let n = stream.read(&mut reply).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&reply[..n]);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 /// Stops a node and checks that it stopped cleanly, its polls quiet.
@@ -521,7 +547,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(test: &str, with_nginx: bool) -> Option<Cluster> {
+    fn start(test: &str, with_nginx: bool, extra: &[(&str, &str)]) -> Option<Cluster> {
         let nginx_binary = if with_nginx {
             let Some(binary) = nginx_binary() else {
                 missing("nginx is not installed (Debian package nginx-light or nginx)");
@@ -535,8 +561,8 @@ impl Cluster {
         let data = tempfile::tempdir().unwrap();
         tiny_data_dir(data.path());
         // The first start migrates the schema; the second finds it done.
-        let first = start_node(data.path(), &schema);
-        let nodes = [first, start_node(data.path(), &schema)];
+        let first = start_node(data.path(), &schema, extra);
+        let nodes = [first, start_node(data.path(), &schema, extra)];
         let nginx = nginx_binary.map(|binary| {
             let upstreams = [nodes[0].addr.as_str(), nodes[1].addr.as_str()];
             Nginx::start(&binary, &upstreams)
@@ -569,7 +595,7 @@ impl Cluster {
 #[test]
 fn two_nodes_behind_nginx_share_keys_reports_and_revocations() {
     let started = Instant::now();
-    let Some(cluster) = Cluster::start("main", true) else {
+    let Some(cluster) = Cluster::start("main", true, &[]) else {
         return;
     };
     let db = cluster.schema.db();
@@ -699,4 +725,72 @@ fn check_revocations(
     });
     eprintln!("revocation by a clock 8 s slow refused by both nodes after {took:?}");
     assert!(!refused(nodes[0], key) && !refused(nodes[1], key));
+}
+
+#[test]
+fn with_redis_the_101st_free_lookup_is_refused_on_either_node() {
+    match redis_command("PING") {
+        Ok(pong) if pong == "+PONG" => {}
+        Ok(other) => return missing(&format!("Redis answered PING with {other:?}")),
+        Err(why) => return missing(&why),
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("ipintel-cluster-test:{}:{nanos}:", std::process::id());
+    let url = format!("redis://{}/0", redis_addr());
+    let redis = [
+        ("IPINTEL_REDIS_URL", url.as_str()),
+        ("IPINTEL_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let Some(cluster) = Cluster::start("redis", true, &redis) else {
+        return;
+    };
+    let out = cli(
+        cluster.schema.db(),
+        &["keys", "create", "--json", "--plan", "free"],
+    );
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let nginx = cluster.nginx();
+
+    let mut served_by = std::collections::BTreeMap::<String, u32>::new();
+    for i in 1..=100 {
+        let reply = Request::get("/v1/ip/8.8.8.8", Some(key)).send(nginx.addr);
+        assert_eq!(reply.status, 200, "lookup {i}: {reply:?}");
+        *served_by.entry(reply.upstream()).or_default() += 1;
+    }
+    assert_eq!(served_by.len(), 2, "nginx used both nodes: {served_by:?}");
+    let node_refs = [&cluster.nodes[0], &cluster.nodes[1]];
+    for reply in through_each(
+        nginx,
+        &node_refs,
+        &Request::get("/v1/ip/8.8.8.8", Some(key)),
+    ) {
+        assert_eq!(reply.status, 429, "{reply:?}");
+        assert_eq!(reply.code().as_deref(), Some("quota_exceeded"), "{reply:?}");
+    }
+
+    // Each node's figure is the store's plus its own unwritten counts, so
+    // they agree once both have flushed (every second).
+    let nodes = cluster.node_addrs();
+    let today = |node: SocketAddr| {
+        let reply = Request::get("/v1/usage", Some(key)).send(node);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["today"].as_u64().unwrap()
+    };
+    let took = within(
+        Duration::from_secs(5),
+        "usage agreeing on both nodes",
+        || nodes.iter().all(|node| today(*node) == 100),
+    );
+    eprintln!("usage agreed on both nodes (100) after {took:?}; served by {served_by:?}");
+
+    cluster.stop();
+    let day = ipintel_store::UtcDay::from_unix(ipintel_store::now_unix());
+    let _ = redis_command(&format!("DEL {prefix}quota:{id}:{day}"));
 }

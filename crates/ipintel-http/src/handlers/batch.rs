@@ -90,7 +90,8 @@ pub(crate) async fn batch(
     if valid > 0 {
         state
             .accounts
-            .consume(&key, valid, now_unix())
+            .charge(&key, valid, now_unix())
+            .await
             .map_err(|err| refusal(err, valid))?;
         for _ in 0..valid {
             state.metrics.lookup(key.plan());

@@ -224,7 +224,7 @@ pub(crate) async fn country(
     if view.is_none() && name.is_none() {
         return Err(ApiError::UnknownCountry);
     }
-    state.accounts.consume(&key, 1, now_unix())?;
+    state.accounts.charge(&key, 1, now_unix()).await?;
     state.metrics.lookup(key.plan());
     let zero = FamilyFigures::default();
     let (v4, v6) = view.as_ref().map_or((&zero, &zero), |v| (v.v4, v.v6));
@@ -287,7 +287,7 @@ pub(crate) async fn asn(
     let asn = parse_asn(&path_text(path, ApiError::InvalidAsn)?)?;
     let snapshot = state.snapshot.load();
     let view = snapshot.asn_intel(asn).ok_or(ApiError::UnknownAsn)?;
-    state.accounts.consume(&key, 1, now_unix())?;
+    state.accounts.charge(&key, 1, now_unix()).await?;
     state.metrics.lookup(key.plan());
     let reports = state.reports.asn_stats(asn, now_unix());
     Ok(reply::ok(&asn_answer(&view, reports)))

@@ -20,9 +20,9 @@ pub(crate) type IpPath = Result<Path<String>, PathRejection>;
 
 /// Parses the address (invalid input is refused before and without
 /// counting), then counts one lookup against the key's daily quota.
-fn admit(state: &AppState, key: &KeyHandle, path: IpPath) -> Result<IpAddr, ApiError> {
+async fn admit(state: &AppState, key: &KeyHandle, path: IpPath) -> Result<IpAddr, ApiError> {
     let ip = parse_path(path)?;
-    state.accounts.consume(key, 1, now_unix())?;
+    state.accounts.charge(key, 1, now_unix()).await?;
     state.metrics.lookup(key.plan());
     Ok(ip)
 }
@@ -68,7 +68,7 @@ pub(crate) async fn full(
     Extension(key): Extension<KeyHandle>,
     path: IpPath,
 ) -> Result<Response, ApiError> {
-    let ip = admit(&state, &key, path)?;
+    let ip = admit(&state, &key, path).await?;
 
     Ok(with_reports(&state, ip, |record| reply::ok(record)))
 }
@@ -114,7 +114,7 @@ pub(crate) async fn geo(
     Extension(key): Extension<KeyHandle>,
     path: IpPath,
 ) -> Result<Response, ApiError> {
-    let ip = admit(&state, &key, path)?;
+    let ip = admit(&state, &key, path).await?;
 
     let snapshot = state.snapshot.load();
     let record = snapshot.lookup(ip);
@@ -147,7 +147,7 @@ pub(crate) async fn threat(
     Extension(key): Extension<KeyHandle>,
     path: IpPath,
 ) -> Result<Response, ApiError> {
-    let ip = admit(&state, &key, path)?;
+    let ip = admit(&state, &key, path).await?;
 
     Ok(with_reports(&state, ip, |record| {
         reply::ok(&record.threat_view())

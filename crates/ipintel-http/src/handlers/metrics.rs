@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::now_unix;
-use crate::metrics::{snapshot_sources, status_sources};
+use crate::metrics::{render_shared_quota, snapshot_sources, status_sources};
 use crate::state::AppState;
 
 const EXPOSITION: HeaderValue =
@@ -33,6 +33,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     } else {
         status_sources(&status)
     };
-    let body = state.metrics.render(&snapshot, &sources, now_unix());
+    let mut body = state.metrics.render(&snapshot, &sources, now_unix());
+    if let Some(shared) = state.accounts.shared_quota() {
+        render_shared_quota(&mut body, &shared.stats());
+    }
     ([(header::CONTENT_TYPE, EXPOSITION)], body).into_response()
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::entry::KeyEntry;
 use super::{lock, merge, Accounts};
 use crate::plan::Plan;
+use crate::quota::REDIS_RETRY_INTERVAL;
 use crate::store::UsageDelta;
 use crate::{now_unix, StoreError};
 
@@ -143,8 +144,10 @@ impl Accounts {
     }
 
     /// Starts the task that flushes counts every second and polls key
-    /// changes every two seconds. When `shutdown` is cancelled it flushes
-    /// once more and ends: await the handle to lose no count.
+    /// changes every two seconds (and, with a shared quota, retries Redis
+    /// and reconciles every second). When `shutdown` is cancelled it
+    /// returns unspent quota blocks, flushes once more and ends: await the
+    /// handle to lose no count.
     pub fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
         let accounts = Arc::clone(self);
         tokio::spawn(async move { accounts.run_background(shutdown).await })
@@ -155,6 +158,9 @@ impl Accounts {
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut quota_sync = tokio::time::interval(REDIS_RETRY_INTERVAL);
+        quota_sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let sharing = self.shared.get().is_some();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -165,8 +171,10 @@ impl Accounts {
                 _ = poll.tick() => {
                     let _ = self.poll_changes().await;
                 }
+                _ = quota_sync.tick(), if sharing => self.sync_shared_quota().await,
             }
         }
+        self.return_leases().await;
         self.final_flush().await;
     }
 

@@ -33,7 +33,7 @@ fn utc_day(number: u64) -> UtcDay {
 
 /// Lookups counted for one UTC day, day and count packed in one atomic word
 /// so a day rollover and an increment can never interleave.
-struct DayCounter(AtomicU64);
+pub(super) struct DayCounter(AtomicU64);
 
 impl DayCounter {
     fn new(day: u64, count: u64) -> Self {
@@ -77,6 +77,141 @@ impl DayCounter {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Raises the count of `day` to at least `total` (a later day replaces
+    /// the stored one; an earlier one changes nothing).
+    fn raise(&self, day: u64, total: u64) {
+        let total = total.min(MAX_COUNT);
+        self.update(|stored, count| match day.cmp(&stored) {
+            std::cmp::Ordering::Greater => Some(pack(day, total)),
+            std::cmp::Ordering::Equal if total > count => Some(pack(day, total)),
+            _ => None,
+        });
+    }
+
+    /// Takes `n` from the count of `day`, all or nothing: false when the
+    /// count is for another day or smaller than `n`.
+    fn spend(&self, day: u64, n: u64) -> bool {
+        self.update(|stored, count| (stored == day && count >= n).then(|| pack(day, count - n)))
+            .is_some()
+    }
+
+    /// Takes away up to `n` from the count of `day`; another day's count
+    /// is left alone.
+    fn sub(&self, day: u64, n: u64) {
+        self.update(|stored, count| {
+            (stored == day && n > 0).then(|| pack(day, count.saturating_sub(n)))
+        });
+    }
+
+    /// The count of exactly `day` (0 for any other day).
+    fn on(&self, day: u64) -> u64 {
+        let (stored, count) = unpack(self.0.load(Ordering::Acquire));
+        if stored == day {
+            count
+        } else {
+            0
+        }
+    }
+
+    /// Applies `next` (stored day, count) -> new word until it wins or
+    /// declines; returns the word it replaced.
+    fn update(&self, next: impl Fn(u64, u64) -> Option<u64>) -> Option<u64> {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            let (stored, count) = unpack(current);
+            let word = next(stored, count)?;
+            match self
+                .0
+                .compare_exchange_weak(current, word, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(current),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// A key's part of the shared quota (used only with a
+/// [`SharedQuota`](crate::SharedQuota) attached; a few idle words otherwise).
+pub(crate) struct KeyShare {
+    /// The shared counter as last seen in Redis (or the store's count
+    /// when the key was loaded): the base of the fallback.
+    seen: DayCounter,
+    /// Lookups leased from Redis and not yet spent (leased mode).
+    block: DayCounter,
+    /// Lookups admitted by the fallback and not yet added in Redis.
+    unsynced: DayCounter,
+    /// Held while leasing or seeding, so one request per key and node
+    /// waits for Redis and the others wait for it.
+    pub(crate) lease: tokio::sync::Mutex<()>,
+}
+
+impl KeyShare {
+    fn new(day: u64, count: u64) -> Self {
+        Self {
+            seen: DayCounter::new(day, count),
+            block: DayCounter::new(0, 0),
+            unsynced: DayCounter::new(0, 0),
+            lease: tokio::sync::Mutex::const_new(()),
+        }
+    }
+
+    /// The shared total last seen for `day`.
+    pub(crate) fn seen(&self, day: UtcDay) -> u64 {
+        self.seen.used(day_number(day))
+    }
+
+    pub(crate) fn saw(&self, day: UtcDay, total: u64) {
+        self.seen.raise(day_number(day), total);
+    }
+
+    /// Unspent leased lookups of `day`.
+    pub(crate) fn block(&self, day: UtcDay) -> u64 {
+        self.block.on(day_number(day))
+    }
+
+    /// Spends `n` leased lookups of `day`, all or nothing.
+    pub(crate) fn spend(&self, day: UtcDay, n: u64) -> bool {
+        self.block.spend(day_number(day), n)
+    }
+
+    /// Adds `n` freshly leased lookups of `day` (dropping another day's).
+    pub(crate) fn lease(&self, day: UtcDay, n: u64) {
+        let _ = self.block.try_add(day_number(day), n, MAX_COUNT);
+    }
+
+    /// Takes every unspent leased lookup of `day`.
+    pub(crate) fn take_block(&self, day: UtcDay) -> u64 {
+        let day = day_number(day);
+        self.block
+            .update(|stored, count| (stored == day && count > 0).then(|| pack(day, 0)))
+            .map_or(0, |replaced| unpack(replaced).1)
+    }
+
+    /// Lookups admitted by the fallback on `day`, not yet in Redis.
+    pub(crate) fn unsynced(&self, day: UtcDay) -> u64 {
+        self.unsynced.on(day_number(day))
+    }
+
+    /// Counts `n` fallback lookups on `day` if they stay within
+    /// `allowance`. Ok: the new total; Err: the current one.
+    pub(crate) fn try_unsynced(&self, day: UtcDay, n: u64, allowance: u64) -> Result<u64, u64> {
+        self.unsynced
+            .try_add(day_number(day), n, allowance)
+            .map(|(_, total)| total)
+    }
+
+    /// Forgets `n` fallback lookups of `day`, now in Redis.
+    pub(crate) fn synced(&self, day: UtcDay, n: u64) {
+        self.unsynced.sub(day_number(day), n);
+    }
+
+    /// What this node knows of the lookups used on `day` across nodes: the
+    /// shared total less its own unspent block, plus its fallback count.
+    pub(crate) fn used_estimate(&self, day: UtcDay) -> u64 {
+        (self.seen(day).saturating_sub(self.block(day))).saturating_add(self.unsynced(day))
     }
 }
 
@@ -167,6 +302,8 @@ pub(crate) struct KeyEntry {
     provision_pending: AtomicBool,
     used: DayCounter,
     pending: PendingDelta,
+    /// The shared quota's state of this key.
+    pub(crate) share: KeyShare,
 }
 
 impl KeyEntry {
@@ -184,6 +321,7 @@ impl KeyEntry {
             provision_pending: AtomicBool::new(false),
             used: DayCounter::new(counter_day, count),
             pending: PendingDelta(AtomicU64::new(0)),
+            share: KeyShare::new(counter_day, count),
         }
     }
 
@@ -335,6 +473,40 @@ mod tests {
             counter.try_add(1, MAX_COUNT - 2, u64::MAX),
             Ok((1, MAX_COUNT))
         );
+    }
+
+    #[test]
+    fn a_lease_block_is_spent_whole_and_only_on_its_day() {
+        let share = KeyShare::new(0, 0);
+        let (day, next) = (UtcDay::from_days(20_000), UtcDay::from_days(20_001));
+        share.lease(day, 10);
+        assert!(share.spend(day, 4));
+        assert!(!share.spend(day, 7), "all or nothing");
+        assert!(!share.spend(next, 1), "a block is spent on its own day");
+        assert_eq!(share.block(day), 6);
+        share.lease(next, 3);
+        assert_eq!(
+            (share.block(day), share.block(next)),
+            (0, 3),
+            "rollover drops it"
+        );
+        assert_eq!(share.take_block(next), 3);
+        assert_eq!(share.take_block(next), 0);
+    }
+
+    #[test]
+    fn the_seen_total_only_rises_and_estimates_use() {
+        let share = KeyShare::new(0, 0);
+        let day = UtcDay::from_days(20_000);
+        share.saw(day, 50);
+        share.saw(day, 40);
+        assert_eq!(share.seen(day), 50);
+        share.lease(day, 10);
+        assert_eq!(share.try_unsynced(day, 3, 5), Ok(3));
+        assert_eq!(share.try_unsynced(day, 3, 5), Err(3));
+        assert_eq!(share.used_estimate(day), 50 - 10 + 3);
+        share.synced(day, 2);
+        assert_eq!(share.unsynced(day), 1);
     }
 
     #[test]

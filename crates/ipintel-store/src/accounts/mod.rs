@@ -15,11 +15,12 @@
 pub(crate) mod background;
 mod entry;
 mod misses;
+mod shared;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -30,6 +31,7 @@ use self::misses::MissCache;
 use crate::day::UtcDay;
 use crate::key::{self, KeyId};
 use crate::plan::{Plan, PlanLimits};
+use crate::quota::SharedQuota;
 use crate::store::{KeyInfo, NewKey, Store, UsageDelta};
 use crate::{now_unix, AuthError, StoreError};
 
@@ -37,6 +39,12 @@ use crate::{now_unix, AuthError, StoreError};
 const MISS_TTL: Duration = Duration::from_secs(30);
 /// At most this many unknown ids are remembered.
 const MISS_CAPACITY: usize = 10_000;
+/// How long a usage report waits for a flush in flight: a flush stuck on
+/// a database that stopped answering would otherwise hold it until the
+/// connection is given up (minutes).
+const USAGE_FLUSH_WAIT: Duration = Duration::from_secs(3);
+/// How long a request waits to read a key it has not seen from the store.
+const KEY_LOAD_WAIT: Duration = Duration::from_secs(3);
 /// At most this many store look-ups for uncached ids run at once, so a flood
 /// of random ids cannot take every database connection.
 const CONCURRENT_LOADS: usize = 2;
@@ -136,6 +144,8 @@ pub struct Accounts {
     /// `updated_at` (the database's clock) up to which key changes have
     /// been applied.
     changes_seen: AtomicI64,
+    /// The quota shared with other nodes through Redis, once attached.
+    shared: OnceLock<Arc<SharedQuota>>,
 }
 
 impl fmt::Debug for Accounts {
@@ -177,6 +187,7 @@ impl Accounts {
             flush_failing: AtomicBool::new(false),
             poll_failing: AtomicBool::new(false),
             changes_seen: AtomicI64::new(changes_seen),
+            shared: OnceLock::new(),
         };
         accounts.load_today(UtcDay::from_unix(now_unix)).await?;
         Ok(Arc::new(accounts))
@@ -222,7 +233,7 @@ impl Accounts {
         Ok(KeyHandle { entry })
     }
 
-    /// [`Accounts::authenticate`] then [`Accounts::consume`] of `n` lookups:
+    /// [`Accounts::authenticate`] then [`Accounts::charge`] of `n` lookups:
     /// the whole admission check of one request.
     pub async fn admit(
         &self,
@@ -231,7 +242,7 @@ impl Accounts {
         now_unix: i64,
     ) -> Result<(KeyHandle, Quota), AuthError> {
         let key = self.authenticate(presented).await?;
-        let quota = self.consume(&key, n, now_unix)?;
+        let quota = self.charge(&key, n, now_unix).await?;
         Ok((key, quota))
     }
 
@@ -239,8 +250,17 @@ impl Accounts {
         self.keys.pin().get(id).cloned()
     }
 
-    /// Reads an uncached key and today's count from the store and caches it.
+    /// Reads an uncached key and today's count from the store and caches
+    /// it, giving up after [`KEY_LOAD_WAIT`]: a read stuck on a database
+    /// that stopped answering must not hold the request, nor the few load
+    /// permits every other unseen key waits for.
     async fn load(&self, id: &KeyId) -> Result<Option<Arc<KeyEntry>>, StoreError> {
+        tokio::time::timeout(KEY_LOAD_WAIT, self.load_uncached(id))
+            .await
+            .map_err(|_| StoreError::TimedOut("the key's record"))?
+    }
+
+    async fn load_uncached(&self, id: &KeyId) -> Result<Option<Arc<KeyEntry>>, StoreError> {
         if self.misses.contains(id, Instant::now()) {
             return Ok(None);
         }
@@ -269,6 +289,10 @@ impl Accounts {
     /// `now_unix`), or refuses without counting when the total would exceed
     /// the limit. The first counted lookup of a key without plan provisions
     /// the free plan (persisted by the next flush). Never touches the store.
+    ///
+    /// This is this node's own meter: it does not consult a
+    /// [`SharedQuota`]. The request path calls [`Accounts::charge`], which
+    /// is this call when no shared quota is attached.
     pub fn consume(&self, key: &KeyHandle, n: u64, now_unix: i64) -> Result<Quota, AuthError> {
         let entry = &key.entry;
         if entry.is_revoked() {
@@ -283,16 +307,7 @@ impl Accounts {
                 }
                 Ok(quota(limit, total, day))
             }
-            Err(used) => {
-                let quota = quota(limit, used, day);
-                let retry_after_secs = u64::try_from(quota.reset_unix - now_unix)
-                    .unwrap_or(0)
-                    .max(1);
-                Err(AuthError::QuotaExceeded {
-                    quota,
-                    retry_after_secs,
-                })
-            }
+            Err(used) => Err(shared::exceeded(quota(limit, used, day), now_unix)),
         }
     }
 
@@ -308,14 +323,23 @@ impl Accounts {
     }
 
     /// Today's quota of `key` (the UTC day of `now_unix`), counting nothing.
+    /// With a shared quota, as this node last learned it from Redis.
     pub fn quota(&self, key: &KeyHandle, now_unix: i64) -> Quota {
         let day = UtcDay::from_unix(now_unix);
-        quota(key.entry.daily_limit(), key.entry.used_on(day), day)
+        let used = match self.shared.get() {
+            Some(_) => key.entry.share.used_estimate(day),
+            None => key.entry.used_on(day),
+        };
+        quota(key.entry.daily_limit(), used, day)
     }
 
     /// Usage of `key` today, this month and on each of the last
     /// [`HISTORY_DAYS`] days (UTC, from `now_unix`): the store's totals
     /// plus counts not yet written.
+    ///
+    /// Today's figure is this node's meter alone; with a shared quota it
+    /// is the store's total for today plus this node's unwritten counts,
+    /// so every node gives the same figure to within one flush interval.
     pub async fn usage(&self, key: &KeyHandle, now_unix: i64) -> Result<UsageReport, StoreError> {
         let entry = &key.entry;
         let day = UtcDay::from_unix(now_unix);
@@ -323,22 +347,32 @@ impl Accounts {
         let oldest = UtcDay::from_days(day.days() - (HISTORY_DAYS - 1));
         // No deltas are in flight while this is held, so each count is
         // either in the store or in memory, never in both or neither.
-        let _flushing = self.flush_lock.lock().await;
+        let _flushing = tokio::time::timeout(USAGE_FLUSH_WAIT, self.flush_lock.lock())
+            .await
+            .map_err(|_| StoreError::TimedOut("the usage flush in flight"))?;
         let stored = self.store.usage_between(&entry.id, first, last).await?;
         let stored_days = self.store.usage_by_day(&entry.id, oldest, day).await?;
         let unwritten =
             entry.pending_between(first, last) + self.retry_between(&entry.id, first, last);
+        let written_on = |d: UtcDay| {
+            stored_days
+                .iter()
+                .find(|(stored_day, _)| *stored_day == d)
+                .map_or(0, |(_, count)| *count)
+        };
+        let unwritten_on =
+            |d: UtcDay| entry.pending_between(d, d) + self.retry_between(&entry.id, d, d);
+        let today = match self.shared.get() {
+            Some(_) => written_on(day) + unwritten_on(day),
+            None => entry.used_on(day),
+        };
         let history = (oldest.days()..=day.days())
             .map(UtcDay::from_days)
             .map(|d| {
-                let written = stored_days
-                    .iter()
-                    .find(|(stored_day, _)| *stored_day == d)
-                    .map_or(0, |(_, count)| *count);
                 let lookups = if d == day {
-                    entry.used_on(day)
+                    today
                 } else {
-                    written + entry.pending_between(d, d) + self.retry_between(&entry.id, d, d)
+                    written_on(d) + unwritten_on(d)
                 };
                 DayUsage { day: d, lookups }
             })
@@ -347,7 +381,7 @@ impl Accounts {
             key_id: entry.id.clone(),
             plan: key.plan(),
             daily_limit: entry.daily_limit(),
-            today: entry.used_on(day),
+            today,
             this_month: stored + unwritten,
             reset_unix: day.next_start_unix(),
             history,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipintel_core::reports::WINDOW_SECS;
 use tokio::time::MissedTickBehavior;
@@ -18,6 +18,16 @@ use crate::{now_unix, StoreError};
 /// A key reporting the same address again within this many seconds is
 /// refused (`duplicate_report`).
 pub const DUPLICATE_WINDOW_SECS: i64 = 15 * 60;
+
+/// How long storing one report may take, getting a connection included,
+/// before the desk gives up and refuses it (503, "store unavailable"). The
+/// pool bounds the wait for a connection, but not a statement on a
+/// connection that stops answering mid-transaction (a network partition):
+/// without this the request would hang until the network heals or the
+/// kernel gives up on the socket, minutes later. A report given up on was
+/// not acknowledged; it may still commit (the store may finish the work in
+/// a task of its own), and the poll then indexes it.
+pub(crate) const REPORT_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings of the report service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +188,11 @@ impl ReportDesk {
             duplicate_window_secs: DUPLICATE_WINDOW_SECS,
             daily_limit: self.daily_limit(plan),
         };
-        match self.store.insert_report(&report, &rules).await? {
+        let insert = self.store.insert_report(&report, &rules);
+        let Ok(inserted) = tokio::time::timeout(REPORT_STORE_TIMEOUT, insert).await else {
+            return Err(ReportError::Store(gave_up()));
+        };
+        match inserted? {
             ReportInsert::Stored(stored) => {
                 // A poll may have read the committed row already.
                 if lock(&self.seen).claim(stored.id) {
@@ -296,6 +310,17 @@ async fn run_poll(desk: Weak<ReportDesk>) {
         }
         desk.note_poll(&result);
     }
+}
+
+/// The error of an insertion given up on after [`REPORT_STORE_TIMEOUT`].
+fn gave_up() -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "storing the report took longer than {} s",
+            REPORT_STORE_TIMEOUT.as_secs()
+        ),
+    )))
 }
 
 fn note_given_up(count: usize, why: &'static str) {

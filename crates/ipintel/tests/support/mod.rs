@@ -2,6 +2,7 @@
 //! location and an AS CSV) with its manifest.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+pub mod postgres;
 pub mod server;
 
 use std::net::Ipv4Addr;
