@@ -549,3 +549,54 @@ async fn postgres_a_stalled_database_holds_usage_and_unseen_keys_only_briefly() 
     })
     .await;
 }
+
+/// A usage flush stuck on the database does not stop the background task
+/// from polling key changes: a revocation made elsewhere still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_stuck_flush_does_not_hold_up_the_key_poll() {
+    support::run(Backend::Postgres, |db: TestDb| async move {
+        let f = fixture(db).await;
+        let (_, key) = new_free_key(&f.accounts).await;
+        let (revoked_text, revoked) = new_free_key(&f.accounts).await;
+        let now = now_unix();
+        f.accounts.consume(&key, 1, now).unwrap();
+        f.accounts.flush().await.unwrap();
+
+        let mut blocker = f.db.postgres_connection().await;
+        let mut open = blocker.begin().await.unwrap();
+        sqlx::query("SELECT count FROM usage_daily WHERE key_id = $1 FOR UPDATE")
+            .bind(key.id().as_str())
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        f.accounts.consume(&key, 1, now).unwrap();
+        let stop = CancellationToken::new();
+        let background = f.accounts.spawn_background(stop.clone());
+
+        let (_, elsewhere) = second_handle(&f.db).await;
+        assert!(elsewhere.revoke_key(revoked.id()).await.unwrap());
+        let seen = wait_until(async || {
+            matches!(
+                f.accounts.authenticate(&revoked_text).await,
+                Err(AuthError::Revoked)
+            )
+        })
+        .await;
+        assert!(
+            seen,
+            "the revocation did not arrive while the flush was stuck"
+        );
+
+        open.rollback().await.unwrap();
+        stop.cancel();
+        background.await.unwrap();
+        assert_eq!(
+            f.store
+                .usage_between(key.id(), UtcDay::from_unix(now), UtcDay::from_unix(now))
+                .await
+                .unwrap(),
+            2
+        );
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! Writing counts to the store and reading key changes back.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,26 +155,25 @@ impl Accounts {
     }
 
     async fn run_background(&self, shutdown: CancellationToken) {
-        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
-        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut quota_sync = tokio::time::interval(REDIS_RETRY_INTERVAL);
-        quota_sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Each chore runs in a loop of its own, so one stuck on a database
+        // that stopped answering mid-statement (a frozen flush can wait
+        // minutes for the kernel to give its connection up) does not hold
+        // up the others: revocations are still polled meanwhile.
         let sharing = self.shared.get().is_some();
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = flush.tick() => {
-                    // A failure is logged by `flush` and retried next tick.
-                    let _ = self.flush().await;
+        tokio::join!(
+            every(FLUSH_INTERVAL, &shutdown, || async {
+                // A failure is logged by `flush` and retried next tick.
+                let _ = self.flush().await;
+            }),
+            every(POLL_INTERVAL, &shutdown, || async {
+                let _ = self.poll_changes().await;
+            }),
+            async {
+                if sharing {
+                    every(REDIS_RETRY_INTERVAL, &shutdown, || self.sync_shared_quota()).await;
                 }
-                _ = poll.tick() => {
-                    let _ = self.poll_changes().await;
-                }
-                _ = quota_sync.tick(), if sharing => self.sync_shared_quota().await,
-            }
-        }
+            },
+        );
         self.return_leases().await;
         self.final_flush().await;
     }
@@ -190,6 +190,24 @@ impl Accounts {
                     tracing::error!(%error, lost_counts = lost, "final usage flush failed; counts lost");
                 }
             }
+        }
+    }
+}
+
+/// Runs `chore` every `period` (a late tick delays the next ones rather
+/// than bunching them) until `shutdown` is cancelled; a chore under way
+/// is finished first.
+async fn every<F, Fut>(period: Duration, shutdown: &CancellationToken, mut chore: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => chore().await,
         }
     }
 }

@@ -25,8 +25,10 @@ pub const DUPLICATE_WINDOW_SECS: i64 = 15 * 60;
 /// connection that stops answering mid-transaction (a network partition):
 /// without this the request would hang until the network heals or the
 /// kernel gives up on the socket, minutes later. A report given up on was
-/// not acknowledged; it may still commit (the store may finish the work in
-/// a task of its own), and the poll then indexes it.
+/// not acknowledged, yet it may still commit: the PostgreSQL store runs
+/// each call as a task on its own runtime (`HomeRuntime`), which goes on
+/// after the request stops waiting. The poll then indexes it, and sending
+/// it again gets `duplicate_report`.
 pub(crate) const REPORT_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings of the report service.
@@ -190,7 +192,9 @@ impl ReportDesk {
         };
         let insert = self.store.insert_report(&report, &rules);
         let Ok(inserted) = tokio::time::timeout(REPORT_STORE_TIMEOUT, insert).await else {
-            return Err(ReportError::Store(gave_up()));
+            return Err(ReportError::Store(StoreError::TimedOut(
+                "storing the report",
+            )));
         };
         match inserted? {
             ReportInsert::Stored(stored) => {
@@ -310,17 +314,6 @@ async fn run_poll(desk: Weak<ReportDesk>) {
         }
         desk.note_poll(&result);
     }
-}
-
-/// The error of an insertion given up on after [`REPORT_STORE_TIMEOUT`].
-fn gave_up() -> StoreError {
-    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!(
-            "storing the report took longer than {} s",
-            REPORT_STORE_TIMEOUT.as_secs()
-        ),
-    )))
 }
 
 fn note_given_up(count: usize, why: &'static str) {

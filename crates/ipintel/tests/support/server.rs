@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// Every setting the binary reads from the environment; tests clear them so
 /// that nothing leaks in from the caller's shell.
-pub const SETTINGS: [&str; 19] = [
+pub const SETTINGS: [&str; 23] = [
     "IPINTEL_BIND",
     "IPINTEL_HEADER_TIMEOUT_SECS",
     "IPINTEL_MAX_CONNECTIONS",
@@ -33,6 +33,10 @@ pub const SETTINGS: [&str; 19] = [
     "IPINTEL_SOURCES",
     "IPINTEL_DATA_REFRESH_SECS",
     "IPINTEL_ADMIN_TOKEN",
+    "IPINTEL_REDIS_URL",
+    "IPINTEL_REDIS_TIMEOUT_MS",
+    "IPINTEL_REDIS_PREFIX",
+    "IPINTEL_QUOTA_FALLBACK",
     "RUST_LOG",
     "IPINTEL_UNUSED",
 ];
@@ -40,6 +44,11 @@ pub const SETTINGS: [&str; 19] = [
 /// Creates a key with the CLI on `db` (`extra` adds flags such as
 /// `--plan enterprise`); returns the full key text.
 pub fn create_key(db: &Path, extra: &[&str]) -> String {
+    create_key_with_id(db, extra).1
+}
+
+/// [`create_key`], returning the key's id with its full text.
+pub fn create_key_with_id(db: &Path, extra: &[&str]) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
     for name in SETTINGS {
         cmd.env_remove(name);
@@ -53,7 +62,8 @@ pub fn create_key(db: &Path, extra: &[&str]) -> String {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    created["key"].as_str().unwrap().to_owned()
+    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+    (field("id"), field("key"))
 }
 
 /// A running server, killed and reaped if a test ends without stopping it.
