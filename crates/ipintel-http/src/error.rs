@@ -119,6 +119,9 @@ pub enum ApiError {
     /// larger than a full batch can be (`None`).
     #[error("{}", batch_too_large(*.0))]
     BatchTooLarge(Option<usize>),
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive within {} s", crate::handlers::body::BODY_TIMEOUT.as_secs())]
+    BodyTimeout,
     /// A batch body that is not JSON.
     #[error("send the batch as JSON (Content-Type: application/json)")]
     BatchMediaType,
@@ -170,6 +173,7 @@ impl ApiError {
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType | Self::BatchMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) | Self::QuotaUnavailable { .. } | Self::NotReady => {
@@ -200,6 +204,7 @@ impl ApiError {
             Self::InvalidField { .. } => "invalid_field",
             Self::UnsupportedMediaType | Self::BatchMediaType => "unsupported_media_type",
             Self::BatchTooLarge(_) => "batch_too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::DuplicateReport { .. } => "duplicate_report",
             Self::ReportQuotaExceeded { .. } => "report_quota_exceeded",
             Self::AdminForbidden => "admin_forbidden",

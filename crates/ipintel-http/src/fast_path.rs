@@ -192,11 +192,14 @@ fn visible_text(value: &[u8]) -> Option<&str> {
 
 /// Authenticates `key` and counts one lookup, giving the quota as it
 /// stands after it, or `None` (nothing counted) when the router should
-/// answer: not valid UTF-8, unknown, revoked, out of quota or the store
-/// unreachable.
+/// answer: not valid UTF-8, not in memory (unknown, or not yet read from
+/// the store), wrong, revoked, or out of quota.
 async fn admit(state: &AppState, key: &[u8]) -> Option<(KeyHandle, Quota)> {
     let key = std::str::from_utf8(key).ok()?;
-    let handle = state.accounts.authenticate(key).await.ok()?;
+    // Only keys in memory: the router reads an unseen key from the store
+    // once, with its time limit, rather than this path and then the router
+    // each waiting on a database that does not answer.
+    let handle = state.accounts.authenticate_cached(key)?;
     let quota = state.accounts.charge(&handle, 1, now_unix()).await.ok()?;
     state.metrics.lookup(handle.plan());
     Some((handle, quota))

@@ -277,3 +277,30 @@ async fn a_broken_chunked_body_is_told_apart_from_a_large_one() {
     assert!(body.contains("larger than 65536 bytes"), "{body}");
     server.stop().await;
 }
+
+/// A body that stops arriving is answered with 408 after 10 s instead of
+/// holding the connection for as long as the client likes.
+#[tokio::test]
+async fn a_withheld_body_is_answered_after_the_body_timeout() {
+    let (_dir, db) = temp_db();
+    let server = TestServer::start(&db, Options::default()).await;
+    let key = server.new_key().await;
+    let mut stream = connect(&server).await;
+    let head = format!(
+        "POST /v1/ip/report HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nip=1."
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // `read_response` waits 5 s for each read; the answer is due at 10 s.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (status, body) = read_response(&mut stream).await;
+    let waited = started.elapsed();
+    assert!(status.contains(" 408 "), "{status} {body}");
+    assert!(body.contains("body_timeout"), "{body}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "answered after {waited:?}"
+    );
+    server.stop().await;
+}

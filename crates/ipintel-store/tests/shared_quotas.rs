@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
+/// The Redis timeout of every test not about timeouts: far above any reply
+/// time of a loaded 2-core CI machine, so exact counts stay exact.
+const TEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn redis_url() -> String {
     std::env::var("IPINTEL_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
 }
@@ -89,12 +93,23 @@ impl Cluster {
 
     /// A node reaching Redis at `url`, with its background task running.
     async fn node_at(&mut self, url: &str, fallback: QuotaFallback) -> Arc<Accounts> {
+        self.node_with(url, fallback, TEST_TIMEOUT).await
+    }
+
+    /// A node reaching Redis at `url` with `timeout` for each call.
+    async fn node_with(
+        &mut self,
+        url: &str,
+        fallback: QuotaFallback,
+        timeout: Duration,
+    ) -> Arc<Accounts> {
         let accounts = Accounts::open(Arc::clone(&self.store), PlanLimits::default())
             .await
             .unwrap();
         let mut settings = SharedQuotaSettings::new(RedisUrl::parse(url).unwrap());
         settings.prefix = self.prefix.clone();
         settings.fallback = fallback;
+        settings.timeout = timeout;
         let shared = SharedQuota::connect(settings).await.unwrap();
         accounts.attach_shared_quota(shared).unwrap();
         let stop = CancellationToken::new();
@@ -114,7 +129,11 @@ impl Cluster {
 
     /// The shared counter of the key today, if it exists.
     async fn counter(&mut self, handle: &KeyHandle) -> Option<u64> {
-        let day = UtcDay::from_unix(now_unix());
+        self.counter_on(handle, UtcDay::from_unix(now_unix())).await
+    }
+
+    /// The shared counter of the key on `day`, if it exists.
+    async fn counter_on(&mut self, handle: &KeyHandle, day: UtcDay) -> Option<u64> {
         let name = format!("{}quota:{}:{day}", self.prefix, handle.id().as_str());
         self.redis.get(name).await.unwrap()
     }
@@ -125,6 +144,14 @@ impl Cluster {
         for name in names {
             let _: () = self.redis.del(name).await.unwrap();
         }
+    }
+
+    /// Stops the `index`th node opened as a deployment does: cancels its
+    /// background task and waits for its last steps.
+    async fn stop(&mut self, index: usize) {
+        let (stop, task) = self.stops.remove(index);
+        stop.cancel();
+        task.await.unwrap();
     }
 
     /// Stops every node gracefully, then deletes the test's counters.
@@ -292,11 +319,11 @@ async fn unspent_blocks_go_back_on_graceful_shutdown() {
         Some(100),
         "one block of 1 %"
     );
-    a.return_leases().await;
+    cluster.stop(0).await;
     assert_eq!(
         cluster.counter(&handle).await,
         Some(1),
-        "99 unspent lookups returned"
+        "99 unspent lookups returned by the shutdown"
     );
     cluster.finish().await;
 }
@@ -348,6 +375,39 @@ struct Proxy {
     port: u16,
     open: Arc<AtomicBool>,
     cut: Arc<std::sync::Mutex<CancellationToken>>,
+    /// Replies still to hold for [`STALL`] each.
+    stalls: Arc<AtomicU64>,
+}
+
+/// How long a stalled reply is held.
+const STALL: Duration = Duration::from_millis(400);
+
+/// Copies Redis's replies to the client, holding a reply for [`STALL`]
+/// while `stalls` asks for it.
+async fn relay_replies(
+    mut from_server: tokio::net::tcp::ReadHalf<'_>,
+    mut to_client: tokio::net::tcp::WriteHalf<'_>,
+    stalls: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from_server.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        let stalled = stalls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if stalled {
+            tokio::time::sleep(STALL).await;
+        }
+        if to_client.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -356,26 +416,46 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
         let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
+        let stalls = Arc::new(AtomicU64::new(0));
         let (flag, cuts) = (Arc::clone(&open), Arc::clone(&cut));
+        let stalled = Arc::clone(&stalls);
         tokio::spawn(async move {
+            let stalls = stalled;
             while let Ok((mut client, _)) = listener.accept().await {
                 if !flag.load(Ordering::Acquire) {
                     continue;
                 }
                 let token = cuts.lock().unwrap().clone();
                 let upstream = upstream.clone();
+                let stalls = Arc::clone(&stalls);
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let (mut from_client, to_client) = client.split();
+                    let (from_server, mut to_server) = server.split();
+                    // Biased: once cut, not one more byte passes, even when
+                    // a command is ready at the same moment.
                     tokio::select! {
+                        biased;
                         () = token.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = tokio::io::copy(&mut from_client, &mut to_server) => {}
+                        _ = relay_replies(from_server, to_client, stalls) => {}
                     }
                 });
             }
         });
-        Proxy { port, open, cut }
+        Proxy {
+            port,
+            open,
+            cut,
+            stalls,
+        }
+    }
+
+    /// Holds each of the next `replies` replies for [`STALL`].
+    fn stall(&self, replies: u64) {
+        self.stalls.store(replies, Ordering::Release);
     }
 
     fn url(&self) -> String {
@@ -428,7 +508,7 @@ async fn a_node_recovers_without_restart_and_reconciles_its_fallback_counts() {
     assert!(!shared.is_up(), "the cut was noticed");
     assert!(
         started.elapsed() < Duration::from_secs(1),
-        "one timeout, not one per request"
+        "a few failed calls, not one per request"
     );
     assert_eq!(shared.stats().fallback_decisions, 21);
     assert_eq!(
@@ -484,6 +564,131 @@ async fn a_redis_that_lost_its_counters_is_seeded_from_the_store() {
     assert_eq!(b.charge(&hb, 60, now_unix()).await.unwrap().remaining, 0);
     assert!(a.charge(&handle, 1, now_unix()).await.is_err());
     cluster.finish().await;
+}
+
+/// Regression (review of issue 6): a request stamped a second before
+/// midnight that arrives after the node leased a block for the new day
+/// took its old day's whole quota into that block, 100 round trips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_request_from_the_day_before_does_not_lease_into_the_new_days_block() {
+    let Some(mut cluster) = Cluster::new("rollover").await else {
+        return;
+    };
+    let a = cluster.node(QuotaFallback::Local).await;
+    let key = cluster.key(&a, Plan::Custom, Some(10_000)).await;
+    let handle = a.authenticate(&key).await.unwrap();
+    let today = UtcDay::from_unix(now_unix());
+    let midnight = today.next_start_unix();
+    let tomorrow = UtcDay::from_unix(midnight);
+
+    a.charge(&handle, 1, midnight).await.unwrap();
+    let shared = a.shared_quota().unwrap();
+    let calls = shared.stats().redis_calls_ok;
+    let late = a.charge(&handle, 1, midnight - 1).await.unwrap();
+    assert_eq!(
+        shared.stats().redis_calls_ok,
+        calls,
+        "spent from the new day's block"
+    );
+    assert_eq!(
+        late.reset_unix,
+        tomorrow.next_start_unix(),
+        "counted as the new day's"
+    );
+    assert_eq!(
+        cluster.counter_on(&handle, tomorrow).await,
+        Some(100),
+        "one block"
+    );
+    assert_eq!(
+        cluster.counter_on(&handle, today).await,
+        None,
+        "the old day's quota was not taken"
+    );
+    // The block holds 98 more; the 99th lookup after it takes a new one.
+    for _ in 0..98 {
+        a.charge(&handle, 1, midnight).await.unwrap();
+    }
+    assert_eq!(shared.stats().leases, 1);
+    a.charge(&handle, 1, midnight).await.unwrap();
+    assert_eq!(cluster.counter_on(&handle, tomorrow).await, Some(200));
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_reply_does_not_switch_a_node_to_the_fallback_but_three_do() {
+    let Some(mut cluster) = Cluster::new("slow").await else {
+        return;
+    };
+    let proxy = Proxy::start(redis_address()).await;
+    let timeout = Duration::from_millis(150);
+    let a = cluster
+        .node_with(&proxy.url(), QuotaFallback::Local, timeout)
+        .await;
+    let key = cluster.key(&a, Plan::Free, None).await;
+    let handle = a.authenticate(&key).await.unwrap();
+    let shared = a.shared_quota().unwrap();
+    a.charge(&handle, 1, now_unix()).await.unwrap();
+    assert_eq!(cluster.counter(&handle).await, Some(1));
+
+    proxy.stall(1);
+    a.charge(&handle, 1, now_unix()).await.unwrap();
+    let stats = shared.stats();
+    assert_eq!(stats.redis_calls_failed, 1, "the stalled reply timed out");
+    assert_eq!(
+        stats.fallback_decisions, 1,
+        "its request went to the fallback"
+    );
+    assert!(shared.is_up(), "one slow reply does not switch the node");
+    // Let the held reply pass, then Redis is asked again at once.
+    tokio::time::sleep(STALL).await;
+    a.charge(&handle, 1, now_unix()).await.unwrap();
+    assert_eq!(shared.stats().fallback_decisions, 1, "answered by Redis");
+
+    proxy.stall(u64::MAX);
+    for _ in 0..3 {
+        a.charge(&handle, 1, now_unix()).await.unwrap();
+    }
+    let stats = shared.stats();
+    assert_eq!(stats.redis_calls_failed, 4);
+    assert!(!shared.is_up(), "three failures in a row switch the node");
+    proxy.stall(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shared.is_up() {
+        assert!(Instant::now() < deadline, "node did not go back to Redis");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 2 admitted by Redis and 4 by the fallback, reconciled. Calls whose
+    // replies came too late (takes, and reconciling adds) were applied all
+    // the same, so some lookups count twice: refused early, never exceeded
+    // (see docs/deploy.md). Hence at least, not exactly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.counter(&handle).await.unwrap_or(0) < 2 + 4 {
+        let counter = cluster.counter(&handle).await;
+        assert!(Instant::now() < deadline, "not reconciled: {counter:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.finish().await;
+}
+
+/// The request path's future stays small without Redis: the shared state
+/// machine is boxed, not embedded in every `charge`.
+#[tokio::test]
+async fn a_charge_without_redis_keeps_a_small_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("keys.db"))
+            .await
+            .unwrap(),
+    );
+    let accounts = Accounts::open(store, PlanLimits::default()).await.unwrap();
+    let (_, key) = accounts.create_key(None, Some(Plan::Free)).await.unwrap();
+    let handle = accounts.authenticate(&key).await.unwrap();
+    let charge = accounts.charge(&handle, 1, now_unix());
+    let size = std::mem::size_of_val(&charge);
+    // Measured: 48 bytes boxed, 1,304 with the shared path inline.
+    assert!(size <= 128, "charge's future is {size} bytes");
+    assert!(charge.await.is_ok());
 }
 
 /// Figures for docs/deploy.md, run by hand:

@@ -263,9 +263,11 @@ pub struct QuotaConfig {
     /// `None` (`IPINTEL_REDIS_URL` unset): each node meters on its own, as
     /// a single node does. Otherwise the Redis URL (shown without its
     /// password), `IPINTEL_REDIS_PREFIX` (default `ipintel:`),
-    /// `IPINTEL_REDIS_TIMEOUT_MS` (1 to 10,000, default 50) and
+    /// `IPINTEL_REDIS_TIMEOUT_MS` (1 to 10,000, default 250) and
     /// `IPINTEL_QUOTA_FALLBACK` (`local`, `share:N` or `closed`; default
-    /// `local`).
+    /// `local`). Any of these three without `IPINTEL_REDIS_URL` is a
+    /// problem: the operator meant to share quotas, and silently metering
+    /// each node on its own would allow N times every limit.
     pub shared: Option<SharedQuotaSettings>,
 }
 
@@ -273,8 +275,26 @@ impl QuotaConfig {
     /// Longest Redis timeout accepted: a request may wait this long once.
     const MAX_TIMEOUT_MS: u64 = 10_000;
 
+    /// Settings that mean nothing without `IPINTEL_REDIS_URL`.
+    const NEED_URL: [&'static str; 3] = [
+        "IPINTEL_REDIS_TIMEOUT_MS",
+        "IPINTEL_REDIS_PREFIX",
+        "IPINTEL_QUOTA_FALLBACK",
+    ];
+
     fn load(env: &Env, problems: &mut Problems) -> Self {
-        let url = env.text("IPINTEL_REDIS_URL", problems).and_then(|text| {
+        let url_text = env.text("IPINTEL_REDIS_URL", problems);
+        if url_text.is_none() {
+            for name in Self::NEED_URL {
+                if env.vars.get(name).is_some_and(|value| !value.is_empty()) {
+                    problems.add(
+                        name,
+                        "is set but IPINTEL_REDIS_URL is not: set both or neither",
+                    );
+                }
+            }
+        }
+        let url = url_text.and_then(|text| {
             RedisUrl::parse(&text)
                 .map_err(|err| problems.add("IPINTEL_REDIS_URL", err.to_string()))
                 .ok()
@@ -612,6 +632,14 @@ mod tests {
     fn redis_settings_are_read_checked_and_never_shown_with_the_password() {
         let config = ServeConfig::load(&Env::default(), ServeFlags::default()).unwrap();
         assert!(config.quota.shared.is_none(), "no Redis unless configured");
+        let env = Env::from_pairs(&[("IPINTEL_REDIS_URL", "redis://127.0.0.1:6379/0")]);
+        let config = ServeConfig::load(&env, ServeFlags::default()).unwrap();
+        let timeout = config.quota.shared.unwrap().timeout;
+        assert_eq!(
+            timeout,
+            Duration::from_millis(250),
+            "the documented default"
+        );
 
         let env = Env::from_pairs(&[
             ("IPINTEL_REDIS_URL", "redis://q:hunter2@127.0.0.1:6379/1"),
@@ -625,6 +653,25 @@ mod tests {
         assert_eq!(shared.prefix, "eu:");
         assert_eq!(shared.fallback, QuotaFallback::Share(3));
         assert!(!format!("{shared:?}").contains("hunter2"));
+
+        let env = Env::from_pairs(&[
+            ("IPINTEL_REDIS_PREFIX", "eu:"),
+            ("IPINTEL_REDIS_TIMEOUT_MS", "200"),
+            ("IPINTEL_QUOTA_FALLBACK", "closed"),
+        ]);
+        let problems = ServeConfig::load(&env, ServeFlags::default()).unwrap_err();
+        assert_eq!(
+            settings(&problems),
+            [
+                "IPINTEL_REDIS_TIMEOUT_MS",
+                "IPINTEL_REDIS_PREFIX",
+                "IPINTEL_QUOTA_FALLBACK"
+            ],
+            "Redis settings without IPINTEL_REDIS_URL are not silently ignored"
+        );
+        assert!(problems.to_string().contains("IPINTEL_REDIS_URL is not"));
+        let env = Env::from_pairs(&[("IPINTEL_REDIS_URL", ""), ("IPINTEL_REDIS_PREFIX", "")]);
+        assert!(ServeConfig::load(&env, ServeFlags::default()).is_ok());
 
         let env = Env::from_pairs(&[
             ("IPINTEL_REDIS_URL", "rediss://q:hunter2@h/0"),

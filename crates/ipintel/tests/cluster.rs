@@ -743,6 +743,9 @@ fn with_redis_the_101st_free_lookup_is_refused_on_either_node() {
     let redis = [
         ("IPINTEL_REDIS_URL", url.as_str()),
         ("IPINTEL_REDIS_PREFIX", prefix.as_str()),
+        // Well above any reply time of a loaded CI machine: this test is
+        // about exact counts, not timeouts.
+        ("IPINTEL_REDIS_TIMEOUT_MS", "2000"),
     ];
     let Some(cluster) = Cluster::start("redis", true, &redis) else {
         return;

@@ -21,6 +21,7 @@ use ipintel_core::addr::parse_ip;
 use ipintel_store::{AuthError, KeyHandle};
 use serde::Deserialize;
 
+use super::body::{self, BodyError};
 use crate::clock::now_unix;
 use crate::error::{ApiError, Envelope, EnvelopeBody};
 use crate::openapi::schemas::{BatchReply, BatchRequest, ErrorEnvelope};
@@ -112,18 +113,15 @@ async fn read_batch(headers: &HeaderMap, body: Body) -> Result<Vec<String>, ApiE
             return Err(ApiError::BatchMediaType);
         }
     }
-    let bytes = axum::body::to_bytes(body, MAX_BATCH_BODY)
+    let bytes = body::read(body, MAX_BATCH_BODY)
         .await
-        .map_err(|err| {
-            let cause = err.into_inner();
-            if cause.is::<http_body_util::LengthLimitError>() {
-                ApiError::BatchTooLarge(None)
-            } else {
-                ApiError::InvalidField {
-                    field: "body",
-                    message: format!("the body could not be read: {cause}"),
-                }
-            }
+        .map_err(|err| match err {
+            BodyError::TooLarge => ApiError::BatchTooLarge(None),
+            BodyError::Broken(cause) => ApiError::InvalidField {
+                field: "body",
+                message: format!("the body could not be read: {cause}"),
+            },
+            BodyError::TimedOut => ApiError::BodyTimeout,
         })?;
     let texts = match serde_json::from_slice::<BatchBody>(&bytes) {
         Ok(BatchBody::Wrapped { ips } | BatchBody::Bare(ips)) => ips,

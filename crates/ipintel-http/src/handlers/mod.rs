@@ -3,6 +3,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod batch;
+pub(crate) mod body;
 pub(crate) mod fallback;
 pub(crate) mod health;
 pub(crate) mod intel;

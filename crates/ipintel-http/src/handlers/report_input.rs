@@ -6,13 +6,13 @@ use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use http_body_util::LengthLimitError;
 use ipintel_core::addr::parse_ip;
 use ipintel_core::reports::{ReportCategories, Severity, WINDOW_SECS};
 use ipintel_core::reserved::classify;
 use ipintel_store::MAX_COMMENT_CHARS;
 use serde_json::Value;
 
+use super::body::{self, BodyError};
 use crate::clock::parse_rfc3339;
 use crate::error::ApiError;
 
@@ -59,24 +59,26 @@ pub(crate) async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Field
     };
     let mut fields = Fields::new();
     for (name, value) in pairs {
-        if let Some(field) = known_field(&name).filter(|_| fields.contains_key(&name)) {
-            return Err(invalid(field, format!("`{field}` is given more than once")));
+        if let Some(field) = known_field(&name) {
+            // `categories` is another name of `category`: one field.
+            let twice = fields.contains_key(&name)
+                || (field == "category" && fields.contains_key("categories"))
+                || (field == "categories" && fields.contains_key("category"));
+            if twice {
+                return Err(invalid(field, format!("`{field}` is given more than once")));
+            }
         }
         fields.insert(name, value);
     }
     Ok(fields)
 }
 
-/// The whole body, up to `limit` bytes. A longer body and one that breaks
-/// off (a malformed chunk, a dropped connection) are told apart.
+/// The whole body, up to `limit` bytes, each way it can fail told apart.
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let cause = err.into_inner();
-        if cause.is::<LengthLimitError>() {
-            invalid("body", format!("the body is larger than {limit} bytes"))
-        } else {
-            invalid("body", format!("the body could not be read: {cause}"))
-        }
+    body::read(body, limit).await.map_err(|err| match err {
+        BodyError::TooLarge => invalid("body", format!("the body is larger than {limit} bytes")),
+        BodyError::Broken(cause) => invalid("body", format!("the body could not be read: {cause}")),
+        BodyError::TimedOut => ApiError::BodyTimeout,
     })
 }
 
@@ -242,10 +244,17 @@ fn comment(text: &str) -> Option<String> {
     let clean: String = text
         .trim()
         .chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .filter(|c| (!c.is_control() || *c == '\n' || *c == '\t') && !is_bidi_control(*c))
         .take(MAX_COMMENT_CHARS)
         .collect();
     (!clean.is_empty()).then_some(clean)
+}
+
+/// Characters that reorder how the text around them is shown (embeddings,
+/// overrides, isolates and marks): a comment could use them to look like
+/// something else in the dashboard and the live feed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn reported_at(text: Option<&str>, now: i64) -> Result<i64, ApiError> {
@@ -345,6 +354,10 @@ mod tests {
         let long = "x".repeat(5000);
         assert_eq!(comment(&long).unwrap().chars().count(), MAX_COMMENT_CHARS);
         assert_eq!(comment(" a\u{0}b \n").as_deref(), Some("ab"));
+        assert_eq!(
+            comment("evil\u{202E}txt.exe\u{2066}").as_deref(),
+            Some("eviltxt.exe")
+        );
         assert_eq!(comment("   "), None);
     }
 
@@ -395,6 +408,11 @@ mod tests {
             "ip=1.2.3.4&category=22&category=14",
         );
         assert_eq!(refused_field(form.await).0, "category");
+        let both = read(
+            "application/x-www-form-urlencoded",
+            "ip=1.2.3.4&category=22&categories=14",
+        );
+        assert_eq!(refused_field(both.await).0, "categories");
 
         // Unknown members may repeat; they are not read.
         let fine = read(

@@ -55,6 +55,7 @@ pub(crate) enum ErrorCode {
     DuplicateReport,
     ReportQuotaExceeded,
     BatchTooLarge,
+    BodyTimeout,
 }
 
 /// Everything known about one address.

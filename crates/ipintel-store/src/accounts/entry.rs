@@ -105,6 +105,42 @@ impl DayCounter {
         });
     }
 
+    /// Adds `n` to the count of exactly `day` if the total stays within
+    /// `limit`; a later day than the stored one starts from zero. An
+    /// earlier day is refused (`Err(None)`) and changes nothing, so one
+    /// day's lookups never land in another's count. `Err(Some(total))`:
+    /// over the limit.
+    fn try_add_on(&self, day: u64, n: u64, limit: u64) -> Result<u64, Option<u64>> {
+        let limit = limit.min(MAX_COUNT);
+        let mut refused = None;
+        let replaced = self.update(|stored, count| {
+            let used = match day.cmp(&stored) {
+                std::cmp::Ordering::Less => return None,
+                std::cmp::Ordering::Equal => count,
+                std::cmp::Ordering::Greater => 0,
+            };
+            match used.checked_add(n) {
+                Some(total) if total <= limit => Some(pack(day, total)),
+                _ => {
+                    refused = Some(used);
+                    None
+                }
+            }
+        });
+        match replaced {
+            Some(word) => {
+                let (stored, count) = unpack(word);
+                Ok(if stored == day { count + n } else { n })
+            }
+            None => Err(refused),
+        }
+    }
+
+    /// The day of the stored count.
+    fn day(&self) -> u64 {
+        unpack(self.0.load(Ordering::Acquire)).0
+    }
+
     /// The count of exactly `day` (0 for any other day).
     fn on(&self, day: u64) -> u64 {
         let (stored, count) = unpack(self.0.load(Ordering::Acquire));
@@ -117,7 +153,7 @@ impl DayCounter {
 
     /// Applies `next` (stored day, count) -> new word until it wins or
     /// declines; returns the word it replaced.
-    fn update(&self, next: impl Fn(u64, u64) -> Option<u64>) -> Option<u64> {
+    fn update(&self, mut next: impl FnMut(u64, u64) -> Option<u64>) -> Option<u64> {
         let mut current = self.0.load(Ordering::Acquire);
         loop {
             let (stored, count) = unpack(current);
@@ -158,9 +194,24 @@ impl KeyShare {
         }
     }
 
-    /// The shared total last seen for `day`.
+    /// The shared total last seen for exactly `day` (0 once a later day
+    /// was seen: that day's total says nothing of this one).
     pub(crate) fn seen(&self, day: UtcDay) -> u64 {
-        self.seen.used(day_number(day))
+        self.seen.on(day_number(day))
+    }
+
+    /// The day a request stamped `day` is counted on in leased mode and
+    /// by the fallback: its own, or the latest day this node already
+    /// holds a shared total, a block or fallback counts for. A request
+    /// stamped just before midnight that arrives after the node moved on
+    /// is thus one of the new day's, as the node's own meter counts it,
+    /// and never takes its old day's quota into the new day's block.
+    pub(crate) fn current_day(&self, day: UtcDay) -> UtcDay {
+        let latest = [&self.seen, &self.block, &self.unsynced]
+            .iter()
+            .map(|counter| counter.day())
+            .fold(day_number(day), u64::max);
+        utc_day(latest)
     }
 
     pub(crate) fn saw(&self, day: UtcDay, total: u64) {
@@ -177,9 +228,11 @@ impl KeyShare {
         self.block.spend(day_number(day), n)
     }
 
-    /// Adds `n` freshly leased lookups of `day` (dropping another day's).
-    pub(crate) fn lease(&self, day: UtcDay, n: u64) {
-        let _ = self.block.try_add(day_number(day), n, MAX_COUNT);
+    /// Adds `n` freshly leased lookups of `day`, dropping an earlier day's
+    /// block. False, with nothing changed, when the block is already for a
+    /// later day: lookups of one day never join another day's block.
+    pub(crate) fn lease(&self, day: UtcDay, n: u64) -> bool {
+        self.block.try_add_on(day_number(day), n, MAX_COUNT).is_ok()
     }
 
     /// Takes every unspent leased lookup of `day`.
@@ -195,12 +248,13 @@ impl KeyShare {
         self.unsynced.on(day_number(day))
     }
 
-    /// Counts `n` fallback lookups on `day` if they stay within
-    /// `allowance`. Ok: the new total; Err: the current one.
+    /// Counts `n` fallback lookups on exactly `day` if they stay within
+    /// `allowance`. Ok: the new total; Err: the current one, or the
+    /// allowance when the fallback counts are already for a later day.
     pub(crate) fn try_unsynced(&self, day: UtcDay, n: u64, allowance: u64) -> Result<u64, u64> {
         self.unsynced
-            .try_add(day_number(day), n, allowance)
-            .map(|(_, total)| total)
+            .try_add_on(day_number(day), n, allowance)
+            .map_err(|refused| refused.unwrap_or(allowance))
     }
 
     /// Forgets `n` fallback lookups of `day`, now in Redis.
@@ -492,6 +546,37 @@ mod tests {
         );
         assert_eq!(share.take_block(next), 3);
         assert_eq!(share.take_block(next), 0);
+    }
+
+    #[test]
+    fn a_block_never_takes_an_earlier_days_lease() {
+        let share = KeyShare::new(0, 0);
+        let (day, next) = (UtcDay::from_days(20_000), UtcDay::from_days(20_001));
+        assert!(share.lease(next, 10));
+        assert!(!share.lease(day, 90), "an earlier day's lease is refused");
+        assert_eq!((share.block(day), share.block(next)), (0, 10));
+        assert_eq!(
+            share.current_day(day),
+            next,
+            "a late request is the new day's"
+        );
+        assert_eq!(share.current_day(next), next);
+    }
+
+    #[test]
+    fn shared_totals_and_fallback_counts_keep_to_their_day() {
+        let share = KeyShare::new(0, 0);
+        let (day, next) = (UtcDay::from_days(20_000), UtcDay::from_days(20_001));
+        share.saw(next, 7);
+        assert_eq!(share.seen(day), 0, "a later day's total is not this day's");
+        assert_eq!(share.try_unsynced(next, 2, 5), Ok(2));
+        assert_eq!(
+            share.try_unsynced(day, 1, 5),
+            Err(5),
+            "not into the later day"
+        );
+        assert_eq!(share.unsynced(next), 2);
+        assert_eq!(share.try_unsynced(next, 4, 5), Err(2));
     }
 
     #[test]

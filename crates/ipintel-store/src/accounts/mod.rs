@@ -233,6 +233,16 @@ impl Accounts {
         Ok(KeyHandle { entry })
     }
 
+    /// [`Accounts::authenticate`] for a key already in memory, without ever
+    /// reading the store: `None` when the key is not cached, malformed,
+    /// wrong or revoked (the caller then takes the full path, which says
+    /// why). For a path that must not wait on the database.
+    pub fn authenticate_cached(&self, presented: &str) -> Option<KeyHandle> {
+        let key = key::parse(presented).ok()?;
+        let entry = self.cached(&key.id)?;
+        (key.verify(entry.secret_hash()) && !entry.is_revoked()).then_some(KeyHandle { entry })
+    }
+
     /// [`Accounts::authenticate`] then [`Accounts::charge`] of `n` lookups:
     /// the whole admission check of one request.
     pub async fn admit(

@@ -16,17 +16,22 @@
 //!   nodes × block lookups may be refused early while they sit unspent in
 //!   other nodes' blocks. Unspent blocks go back on graceful shutdown.
 //!
-//! When Redis does not answer within the timeout, the node stops asking it
-//! on the request path and decides by its [`QuotaFallback`]; a background
-//! step retries every second and, once Redis answers, adds the lookups
-//! admitted meanwhile to the shared counters before going back to them.
+//! "Never exceeded" holds while Redis answers within the timeout. A request
+//! whose own Redis call fails or times out is decided by the node's
+//! [`QuotaFallback`], as during an outage; after
+//! [`FAILURES_BEFORE_DOWN`] failed calls in a row (one answer resets the
+//! run) the node stops asking Redis on the request path altogether. A
+//! background step then retries every second and, once Redis answers, adds
+//! the lookups admitted meanwhile to the shared counters before going back
+//! to them. The lookups a fallback admits are also added while Redis stays
+//! in use.
 
 mod redis;
 mod url;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,6 +47,11 @@ pub const EXACT_MAX_LIMIT: u64 = 1_000;
 
 /// How often a node whose Redis is unreachable asks again.
 pub const REDIS_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Failed Redis calls in a row that switch a node to its fallback: one
+/// slow reply (a busy server, a lost packet) only sends its own request to
+/// the fallback, instead of the whole node for a second or more.
+pub(crate) const FAILURES_BEFORE_DOWN: u32 = 3;
 
 /// The block a node leases at once for a key with `limit` lookups a day:
 /// 1 % of the limit, at least 1 and at most 1,000.
@@ -111,8 +121,10 @@ pub struct SharedQuotaSettings {
 impl SharedQuotaSettings {
     /// Default prefix of the Redis keys.
     pub const DEFAULT_PREFIX: &'static str = "ipintel:";
-    /// Default timeout of one Redis call.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+    /// Default timeout of one Redis call: well above a loaded server's
+    /// usual reply time, and still short enough that the request it holds
+    /// up is served by the fallback without a client noticing much.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 
     /// Settings for `url` with every default.
     pub fn new(url: RedisUrl) -> Self {
@@ -138,7 +150,9 @@ pub struct QuotaStats {
     pub fallback_decisions: u64,
     /// Blocks leased for keys in leased mode.
     pub leases: u64,
-    /// Counters created from the store's count (a new day, or Redis lost them).
+    /// Counters seeded from the store's count (a new day, or Redis lost
+    /// them): every attempt Redis answered, including those that found
+    /// another node's seed first.
     pub seeds: u64,
 }
 
@@ -150,6 +164,8 @@ pub struct SharedQuota {
     url: RedisUrl,
     fallback: QuotaFallback,
     up: AtomicBool,
+    /// Redis calls failed in a row since the last answer.
+    failures: AtomicU32,
     /// Set when some key holds lookups admitted by the fallback that are
     /// not yet in Redis.
     unsynced: AtomicBool,
@@ -182,6 +198,7 @@ impl SharedQuota {
             url: settings.url,
             fallback: settings.fallback,
             up: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
             unsynced: AtomicBool::new(false),
             down_since: Mutex::new(None),
             calls_ok: AtomicU64::new(0),
@@ -276,15 +293,25 @@ impl SharedQuota {
         self.unsynced.swap(false, Ordering::AcqRel)
     }
 
-    /// Counts a call's outcome; a failure also marks Redis down.
+    /// Counts a call's outcome. An answer ends a run of failures; the
+    /// [`FAILURES_BEFORE_DOWN`]th failure in a row marks Redis down.
     fn note<T>(&self, result: Result<T, RedisFailure>) -> Result<T, RedisFailure> {
         match &result {
-            Ok(_) => self.calls_ok.fetch_add(1, Ordering::Relaxed),
-            Err(error) => {
-                self.mark_down(error);
-                self.calls_failed.fetch_add(1, Ordering::Relaxed)
+            Ok(_) => {
+                self.failures.store(0, Ordering::Relaxed);
+                self.calls_ok.fetch_add(1, Ordering::Relaxed);
             }
-        };
+            Err(error) => {
+                self.calls_failed.fetch_add(1, Ordering::Relaxed);
+                let in_a_row = self
+                    .failures
+                    .fetch_add(1, Ordering::AcqRel)
+                    .saturating_add(1);
+                if in_a_row >= FAILURES_BEFORE_DOWN {
+                    self.mark_down(error);
+                }
+            }
+        }
         result
     }
 

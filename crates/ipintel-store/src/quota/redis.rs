@@ -7,10 +7,12 @@
 //! a take: the caller seeds it first from what the store knows, so a
 //! restart does not hand out a fresh quota.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
+use tokio::runtime::Handle;
 
 use super::url::RedisUrl;
 use crate::day::UtcDay;
@@ -59,6 +61,9 @@ pub(crate) enum RedisFailure {
     /// The connection or the command failed.
     #[error("{0}")]
     Redis(#[from] redis::RedisError),
+    /// The task running the call on the home runtime failed.
+    #[error("the Redis task failed: {0}")]
+    Task(String),
 }
 
 /// What a take did.
@@ -75,6 +80,8 @@ pub(crate) enum Take {
 /// The connection to Redis and the counters' names.
 pub(crate) struct RedisCounters {
     connection: ConnectionManager,
+    /// The runtime every call runs on (see [`RedisCounters::bounded`]).
+    home: Handle,
     prefix: String,
     timeout: Duration,
     take: Script,
@@ -84,7 +91,11 @@ pub(crate) struct RedisCounters {
 
 impl RedisCounters {
     /// A client for `url` that connects on first use and reconnects by
-    /// itself. Fails only on a URL the client cannot use.
+    /// itself, on the current runtime. Fails only on a URL the client
+    /// cannot use.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
     pub(crate) fn new(
         url: &RedisUrl,
         prefix: &str,
@@ -98,6 +109,7 @@ impl RedisCounters {
             .set_max_delay(Duration::from_secs(1));
         Ok(Self {
             connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            home: Handle::current(),
             prefix: prefix.to_owned(),
             timeout,
             take: Script::new(TAKE),
@@ -110,15 +122,53 @@ impl RedisCounters {
         format!("{}quota:{}:{day}", self.prefix, key.as_str())
     }
 
-    /// Runs `call` within the timeout.
-    async fn bounded<T>(
-        &self,
-        call: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, RedisFailure> {
-        match tokio::time::timeout(self.timeout, call).await {
+    /// Runs `call` within the timeout, on the home runtime. The client
+    /// (re)connects on the runtime of the call that finds it disconnected,
+    /// and its connection lives on that runtime's tasks: a connection
+    /// made on an HTTP worker's runtime would die with the worker when the
+    /// server stops, just before the unspent blocks are given back.
+    async fn bounded<T, F>(&self, call: F) -> Result<T, RedisFailure>
+    where
+        T: Send + 'static,
+        F: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let at_home = Handle::try_current().is_ok_and(|here| here.id() == self.home.id());
+        let answer = if at_home {
+            tokio::time::timeout(self.timeout, call).await
+        } else {
+            let task = self.home.spawn(call);
+            match tokio::time::timeout(self.timeout, task).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(failed)) => return Err(RedisFailure::Task(failed.to_string())),
+                Err(elapsed) => Err(elapsed),
+            }
+        };
+        match answer {
             Ok(answer) => Ok(answer?),
             Err(_) => Err(RedisFailure::Timeout(self.timeout)),
         }
+    }
+
+    /// Runs `script` on the counter `counter` with `args`, within the
+    /// timeout, on the home runtime.
+    async fn run_script<T>(
+        &self,
+        script: &Script,
+        counter: String,
+        args: Vec<u64>,
+    ) -> Result<T, RedisFailure>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+    {
+        let (script, mut connection) = (script.clone(), self.connection.clone());
+        self.bounded(async move {
+            let mut invocation = script.key(counter);
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
     }
 
     /// Asks for `wanted` lookups of `key` on `day`, at least `at_least`,
@@ -131,11 +181,12 @@ impl RedisCounters {
         at_least: u64,
         limit: u64,
     ) -> Result<Take, RedisFailure> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.take.key(self.counter(key, day));
-        invocation.arg(wanted).arg(at_least).arg(limit);
         let (granted, total): (i64, i64) = self
-            .bounded(invocation.invoke_async(&mut connection))
+            .run_script(
+                &self.take,
+                self.counter(key, day),
+                vec![wanted, at_least, limit],
+            )
             .await?;
         let total = u64::try_from(total).unwrap_or(0);
         Ok(match u64::try_from(granted) {
@@ -152,11 +203,8 @@ impl RedisCounters {
         day: UtcDay,
         n: u64,
     ) -> Result<Option<u64>, RedisFailure> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.add.key(self.counter(key, day));
-        invocation.arg(n);
         let total: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
+            .run_script(&self.add, self.counter(key, day), vec![n])
             .await?;
         Ok(u64::try_from(total).ok())
     }
@@ -177,7 +225,9 @@ impl RedisCounters {
             .arg("NX")
             .arg("EX")
             .arg(COUNTER_TTL_SECS);
-        let _: Option<String> = self.bounded(command.query_async(&mut connection)).await?;
+        let _: Option<String> = self
+            .bounded(async move { command.query_async(&mut connection).await })
+            .await?;
         Ok(())
     }
 
@@ -188,11 +238,8 @@ impl RedisCounters {
         day: UtcDay,
         n: u64,
     ) -> Result<u64, RedisFailure> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.give_back.key(self.counter(key, day));
-        invocation.arg(n);
         let back: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
+            .run_script(&self.give_back, self.counter(key, day), vec![n])
             .await?;
         Ok(u64::try_from(back).unwrap_or(0))
     }
@@ -201,8 +248,40 @@ impl RedisCounters {
     pub(crate) async fn ping(&self) -> Result<(), RedisFailure> {
         let mut connection = self.connection.clone();
         let _: String = self
-            .bounded(redis::cmd("PING").query_async(&mut connection))
+            .bounded(async move { redis::cmd("PING").query_async(&mut connection).await })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call made on another runtime (an HTTP worker's) runs on the home
+    /// runtime, so the connection it may open outlives that runtime.
+    #[test]
+    fn calls_from_another_runtime_run_at_home() {
+        let home = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = RedisUrl::parse("redis://127.0.0.1:6379/0").unwrap();
+        let counters = home
+            .block_on(async { RedisCounters::new(&url, "test:", Duration::from_secs(2)) })
+            .unwrap();
+        let worker = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ran_on = worker
+            .block_on(counters.bounded(async { Ok(Handle::current().id()) }))
+            .unwrap();
+        assert_eq!(ran_on, home.handle().id());
+        let here = home
+            .block_on(counters.bounded(async { Ok(Handle::current().id()) }))
+            .unwrap();
+        assert_eq!(here, home.handle().id());
     }
 }

@@ -59,14 +59,33 @@ impl RedisUrl {
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// The URL with any password replaced by `***`: the one before the host
+/// and a `password` query parameter, which the client reads too.
 fn redacted(url: &url::Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         // Cannot fail: the URL has a host, checked above.
         let _ = shown.set_password(Some("***"));
     }
+    if url.query_pairs().any(|(name, _)| is_secret(&name)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret(&name) {
+                    "***".into()
+                } else {
+                    value
+                };
+                (name.into_owned(), value.into_owned())
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
     shown.to_string()
+}
+
+fn is_secret(name: &str) -> bool {
+    name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass")
 }
 
 impl fmt::Display for RedisUrl {
@@ -91,6 +110,14 @@ mod tests {
         assert_eq!(url.to_string(), "redis://quota:***@127.0.0.1:6379/2");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert!(url.expose().contains("hunter2"));
+
+        let query = RedisUrl::parse("redis://127.0.0.1:6379/0?password=PWLEAK9&protocol=resp3");
+        let query = query.unwrap();
+        assert_eq!(
+            query.to_string(),
+            "redis://127.0.0.1:6379/0?password=***&protocol=resp3"
+        );
+        assert!(!format!("{query:?}").contains("PWLEAK9"));
     }
 
     #[test]
