@@ -24,16 +24,13 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::Connection;
-use support::server::{Server, SETTINGS};
+use support::postgres::{ci, Schema};
+use support::server::{create_key_with_id, Server, SETTINGS};
 use support::tiny_data_dir;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The address nginx connects to the nodes from (`proxy_bind`): the one
 /// address the nodes trust to forward a client's. The test's own requests
 /// come from 127.0.0.1, so the nodes can tell them apart on one loopback.
@@ -48,96 +45,10 @@ const REVOCATION_PROPAGATION: Duration = Duration::from_secs(5);
 /// test runs, so it must not fill.
 const NODE_LOG_FILTER: &str = "info,ipintel::access=warn";
 
-fn ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
 /// Skips the test with `why`, or fails it under `CI`.
 fn missing(why: &str) {
     assert!(!ci(), "{why}; CI is set, so the cluster test must run");
     eprintln!("skipped: {why} (with CI set, this is a failure)");
-}
-
-/// A schema of its own on the test server, dropped when the test ends.
-struct Schema {
-    runtime: tokio::runtime::Runtime,
-    server: PgConnectOptions,
-    name: String,
-    /// The `IPINTEL_DB` value naming it.
-    url: String,
-}
-
-impl Schema {
-    /// A new schema named after `test`, or `None` when PostgreSQL cannot be
-    /// reached (see [`missing`]).
-    fn create(test: &str) -> Option<Schema> {
-        let text = std::env::var("IPINTEL_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-        let server = PgConnectOptions::from_str(&text).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let name = format!("ipintel_cluster_{test}_{}", std::process::id());
-        let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}");
-        if let Err(err) = runtime.block_on(run_sql(&server, sql)) {
-            // Not `text`: it may hold a password.
-            missing(&format!(
-                "PostgreSQL at {}:{} is unreachable ({err}); start it or set \
-                 IPINTEL_TEST_POSTGRES_URL",
-                server.get_host(),
-                server.get_port()
-            ));
-            return None;
-        }
-        let separator = if text.contains('?') { '&' } else { '?' };
-        let url = format!("{text}{separator}options=-c%20search_path%3D{name}");
-        Some(Schema {
-            runtime,
-            server,
-            name,
-            url,
-        })
-    }
-
-    fn db(&self) -> &Path {
-        Path::new(&self.url)
-    }
-
-    /// Runs `sql` in the schema.
-    fn execute(&self, sql: &str) {
-        let options = self
-            .server
-            .clone()
-            .options([("search_path", self.name.as_str())]);
-        let sql = sql.to_owned();
-        self.runtime.block_on(run_sql(&options, sql)).unwrap();
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        if let Err(err) = self.runtime.block_on(run_sql(&self.server, sql)) {
-            eprintln!("warning: test schema {} not dropped: {err}", self.name);
-        }
-    }
-}
-
-async fn run_sql(server: &PgConnectOptions, sql: String) -> Result<(), String> {
-    let work = async {
-        let mut conn = PgConnection::connect_with(server).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await
-    };
-    match tokio::time::timeout(Duration::from_secs(10), work).await {
-        Ok(done) => done.map_err(|err| err.to_string()),
-        Err(_) => Err("no answer within 10 s".to_owned()),
-    }
 }
 
 /// Runs the CLI on `db` with `args`; returns its standard output.
@@ -156,12 +67,9 @@ fn cli(db: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A key made with `ipintel keys create`: its id and its full text.
+/// A key on the professional plan made with the CLI: its id and full text.
 fn create_key(db: &Path) -> (String, String) {
-    let out = cli(db, &["keys", "create", "--json", "--plan", "professional"]);
-    let created: Value = serde_json::from_str(&out).unwrap();
-    let field = |name: &str| created[name].as_str().unwrap().to_owned();
-    (field("id"), field("key"))
+    create_key_with_id(db, &["--plan", "professional"])
 }
 
 fn start_node(data: &Path, schema: &Schema, extra: &[(&str, &str)]) -> Server {
@@ -557,7 +465,7 @@ impl Cluster {
         } else {
             None
         };
-        let schema = Schema::create(test)?;
+        let schema = Schema::create(&format!("cluster_{test}"))?;
         let data = tempfile::tempdir().unwrap();
         tiny_data_dir(data.path());
         // The first start migrates the schema; the second finds it done.
@@ -750,15 +658,8 @@ fn with_redis_the_101st_free_lookup_is_refused_on_either_node() {
     let Some(cluster) = Cluster::start("redis", true, &redis) else {
         return;
     };
-    let out = cli(
-        cluster.schema.db(),
-        &["keys", "create", "--json", "--plan", "free"],
-    );
-    let created: Value = serde_json::from_str(&out).unwrap();
-    let (id, key) = (
-        created["id"].as_str().unwrap(),
-        created["key"].as_str().unwrap(),
-    );
+    let (id, key) = create_key_with_id(cluster.schema.db(), &["--plan", "free"]);
+    let (id, key) = (id.as_str(), key.as_str());
     let nginx = cluster.nginx();
 
     let mut served_by = std::collections::BTreeMap::<String, u32>::new();

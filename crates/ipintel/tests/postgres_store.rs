@@ -11,102 +11,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::Connection;
+use support::postgres::Schema;
 use support::server::{create_key, Server};
 use support::tiny_data_dir;
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A schema of its own on the test server, dropped when the test ends.
-struct Schema {
-    runtime: tokio::runtime::Runtime,
-    server: PgConnectOptions,
-    name: String,
-    /// The `IPINTEL_DB` value naming it.
-    url: String,
-}
-
-impl Schema {
-    /// A new schema, or `None` (after saying why) when PostgreSQL cannot
-    /// be reached and `CI` is not set.
-    fn create() -> Option<Schema> {
-        let text = std::env::var("IPINTEL_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-        let server = PgConnectOptions::from_str(&text).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let name = format!("ipintel_e2e_{}", std::process::id());
-        let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}");
-        if let Err(err) = runtime.block_on(run_sql(&server, sql)) {
-            // Not `text`: it may hold a password.
-            let why = format!(
-                "PostgreSQL at {}:{} is unreachable ({err})",
-                server.get_host(),
-                server.get_port()
-            );
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "{why}. CI is set, so this test must run: start PostgreSQL or set \
-                 IPINTEL_TEST_POSTGRES_URL"
-            );
-            eprintln!("skipped: {why}. Start PostgreSQL or set IPINTEL_TEST_POSTGRES_URL");
-            return None;
-        }
-        let separator = if text.contains('?') { '&' } else { '?' };
-        let url = format!("{text}{separator}options=-c%20search_path%3D{name}");
-        Some(Schema {
-            runtime,
-            server,
-            name,
-            url,
-        })
-    }
-
-    /// The one integer that `sql` selects from the schema.
-    fn scalar(&self, sql: &str) -> i64 {
-        let options = self
-            .server
-            .clone()
-            .options([("search_path", self.name.as_str())]);
-        self.runtime.block_on(async {
-            let mut conn = PgConnection::connect_with(&options).await.unwrap();
-            let sql = sqlx::AssertSqlSafe(sql.to_owned());
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        })
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        if let Err(err) = self.runtime.block_on(run_sql(&self.server, sql)) {
-            eprintln!("warning: test schema {} not dropped: {err}", self.name);
-        }
-    }
-}
-
-async fn run_sql(server: &PgConnectOptions, sql: String) -> Result<(), String> {
-    let work = async {
-        let mut conn = PgConnection::connect_with(server).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await
-    };
-    match tokio::time::timeout(Duration::from_secs(10), work).await {
-        Ok(done) => done.map_err(|err| err.to_string()),
-        Err(_) => Err("no answer within 10 s".to_owned()),
-    }
-}
 
 /// Posts a form report; returns the status code.
 fn post_report(addr: &str, key: &str, form: &str) -> u16 {
@@ -128,16 +37,16 @@ fn post_report(addr: &str, key: &str, form: &str) -> u16 {
 
 #[test]
 fn keys_lookups_reports_and_usage_live_in_postgres() {
-    let Some(schema) = Schema::create() else {
+    let Some(schema) = Schema::create("e2e") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     tiny_data_dir(&data);
-    let db = Path::new(&schema.url);
+    let db = schema.db();
 
     let key = create_key(db, &["--label", "on-postgres"]);
-    assert_eq!(schema.scalar("SELECT COUNT(*) FROM api_keys"), 1);
+    assert_eq!(schema.bigint("SELECT COUNT(*) FROM api_keys"), 1);
 
     let server = Server::start(&data, db, &[]);
     for _ in 0..3 {
@@ -153,11 +62,11 @@ fn keys_lookups_reports_and_usage_live_in_postgres() {
 
     // The counts reach the database within a few flushes.
     let started = Instant::now();
-    while schema.scalar("SELECT COALESCE(SUM(count), 0)::BIGINT FROM usage_daily") < 3 {
+    while schema.bigint("SELECT COALESCE(SUM(count), 0)::BIGINT FROM usage_daily") < 3 {
         assert!(started.elapsed() < Duration::from_secs(10), "not flushed");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(schema.scalar("SELECT COUNT(*) FROM reports"), 1);
+    assert_eq!(schema.bigint("SELECT COUNT(*) FROM reports"), 1);
     let log = server.stop();
     assert!(log.contains("stopped"), "{log}");
 
