@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
+use tokio::task::JoinError;
 
 use crate::day::UtcDay;
 use crate::key::KeyId;
@@ -50,24 +51,32 @@ impl HomeRuntime {
         })
     }
 
-    /// Runs `call` on the home runtime: in place when already there,
-    /// otherwise as a task spawned there.
+    /// Runs `call` on the home runtime (see [`on_runtime`]).
     async fn run<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<dyn Store>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        let store = Arc::clone(&self.inner);
-        let at_home = Handle::try_current().is_ok_and(|here| here.id() == self.home.id());
-        if at_home {
-            return call(store).await;
-        }
-        self.home
-            .spawn(call(store))
+        on_runtime(&self.home, call(Arc::clone(&self.inner)))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?
     }
+}
+
+/// Runs `work` on the runtime `home`: in place when the caller is already
+/// there, otherwise as a task spawned there, which goes on if the caller
+/// stops waiting. Errs only if that task panicked or its runtime is
+/// shutting down.
+pub(crate) async fn on_runtime<T, F>(home: &Handle, work: F) -> Result<T, JoinError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    if Handle::try_current().is_ok_and(|here| here.id() == home.id()) {
+        return Ok(work.await);
+    }
+    home.spawn(work).await
 }
 
 #[async_trait::async_trait]

@@ -26,9 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::postgres::{ci, Schema};
-use support::server::{create_key_with_id, Server, SETTINGS};
+use support::server::{cli, create_key_with_id, parse_reply, Reply, Server};
 use support::tiny_data_dir;
 
 /// The address nginx connects to the nodes from (`proxy_bind`): the one
@@ -49,22 +48,6 @@ const NODE_LOG_FILTER: &str = "info,ipintel::access=warn";
 fn missing(why: &str) {
     assert!(!ci(), "{why}; CI is set, so the cluster test must run");
     eprintln!("skipped: {why} (with CI set, this is a failure)");
-}
-
-/// Runs the CLI on `db` with `args`; returns its standard output.
-fn cli(db: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
-    for name in SETTINGS {
-        cmd.env_remove(name);
-    }
-    let output = cmd
-        .env("IPINTEL_DB", db)
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// A key on the professional plan made with the CLI: its id and full text.
@@ -237,36 +220,9 @@ fn wait_for_port(child: &mut Child, addr: SocketAddr) -> bool {
     false
 }
 
-/// A response.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The node that answered through nginx.
-    fn upstream(&self) -> String {
-        self.header("x-upstream").unwrap().to_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-    }
-
-    /// The error code of an error response.
-    fn code(&self) -> Option<String> {
-        let body: Value = serde_json::from_str(&self.body).ok()?;
-        body["error"]["code"].as_str().map(str::to_owned)
-    }
+/// The node that answered through nginx.
+fn upstream(reply: &Reply) -> String {
+    reply.header("x-upstream").unwrap().to_owned()
 }
 
 /// A request from the test, on a fresh connection.
@@ -326,7 +282,7 @@ impl<'a> Request<'a> {
             .unwrap();
         let mut raw = String::new();
         stream.read_to_string(&mut raw).unwrap();
-        parse_reply(&raw)
+        parse_reply(&raw).unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"))
     }
 }
 
@@ -349,50 +305,13 @@ fn connect(to: SocketAddr, from: Option<Ipv4Addr>) -> TcpStream {
     stream
 }
 
-fn parse_reply(raw: &str) -> Reply {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {raw:?}"));
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    Reply {
-        status: status.parse().unwrap(),
-        headers,
-        body: if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        },
-    }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    body
-}
-
 /// Sends `request` through nginx until each of `nodes` has answered once;
 /// returns the answers, one per node, in the order of `nodes`.
 fn through_each(nginx: &Nginx, nodes: &[&Server], request: &Request<'_>) -> Vec<Reply> {
     let mut replies: Vec<Option<Reply>> = nodes.iter().map(|_| None).collect();
     for _ in 0..8 * nodes.len() {
         let reply = request.send(nginx.addr);
-        let upstream = reply.upstream();
+        let upstream = upstream(&reply);
         let node = nodes.iter().position(|n| n.addr == upstream);
         let node = node.unwrap_or_else(|| panic!("answered by {upstream}: {reply:?}"));
         replies[node].get_or_insert(reply);
@@ -590,7 +509,7 @@ fn check_reports(nginx: &Nginx, node_refs: &[&Server; 2], key: &str) {
     });
     eprintln!(
         "report filed through nginx (on {}) seen on both after {took:?}",
-        reply.upstream()
+        upstream(&reply)
     );
     let path = "/v1/ip/1.0.0.7/threat";
     for reply in through_each(nginx, node_refs, &Request::get(path, Some(key))) {
@@ -666,7 +585,7 @@ fn with_redis_the_101st_free_lookup_is_refused_on_either_node() {
     for i in 1..=100 {
         let reply = Request::get("/v1/ip/8.8.8.8", Some(key)).send(nginx.addr);
         assert_eq!(reply.status, 200, "lookup {i}: {reply:?}");
-        *served_by.entry(reply.upstream()).or_default() += 1;
+        *served_by.entry(upstream(&reply)).or_default() += 1;
     }
     assert_eq!(served_by.len(), 2, "nginx used both nodes: {served_by:?}");
     let node_refs = [&cluster.nodes[0], &cluster.nodes[1]];

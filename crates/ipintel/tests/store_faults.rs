@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::postgres::Schema;
-use support::server::{create_key_with_id, SETTINGS};
+use support::server::{create_key_with_id, parse_reply, Reply, SETTINGS};
 use support::tiny_data_dir;
 
 /// How long the load runs while the store is cut: longer than the pool's
@@ -391,36 +391,6 @@ fn create_key(db: &Path) -> (String, String) {
 
 // === HTTP ===
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Option<Value> {
-        serde_json::from_str(&self.body).ok()
-    }
-
-    /// The error code of an error response.
-    fn code(&self) -> Option<String> {
-        self.json()?["error"]["code"].as_str().map(str::to_owned)
-    }
-
-    /// `Retry-After` in whole seconds, if present and well formed.
-    fn retry_after(&self) -> Option<u64> {
-        self.header("retry-after")?.parse().ok()
-    }
-}
-
 /// One request on a fresh connection; `Err` when no whole answer came.
 fn send(
     to: SocketAddr,
@@ -453,26 +423,6 @@ fn send(
         .read_to_string(&mut raw)
         .map_err(|e| format!("{e} after {} bytes", raw.len()))?;
     parse_reply(&raw).ok_or_else(|| format!("not an HTTP response: {raw:?}"))
-}
-
-fn parse_reply(raw: &str) -> Option<Reply> {
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    // The server sends whole bodies with a length; anything else is a
-    // change this client would misread.
-    (!chunked).then(|| Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    })
 }
 
 fn lookup(node: SocketAddr, key: &str) -> Result<Reply, String> {
@@ -591,7 +541,7 @@ impl Ledger {
 
     /// Notes a 201 report; its receipt must carry the id.
     fn note_report(&mut self, reply: &Reply) {
-        let id = reply.json().and_then(|body| body["id"].as_i64());
+        let id = reply.try_json().and_then(|body| body["id"].as_i64());
         let id = id.unwrap_or_else(|| panic!("a 201 without a report id: {reply:?}"));
         assert!(
             self.acknowledged.insert(id),

@@ -343,18 +343,23 @@ impl Accounts {
         }
     }
 
+    /// The cached keys that `keep` picks, taken out of the map so that
+    /// no guard is held across the awaits that follow.
+    fn cached_where(&self, keep: impl Fn(&KeyEntry) -> bool) -> Vec<Arc<KeyEntry>> {
+        self.keys
+            .pin()
+            .values()
+            .filter(|entry| keep(entry))
+            .cloned()
+            .collect()
+    }
+
     /// Adds today's fallback counts of every key to its shared counter.
     /// Returns the lookups added. A missing counter is seeded instead: the
     /// store's count already holds those lookups.
     async fn reconcile(&self, shared: &SharedQuota) -> Result<u64, SeedFailure> {
         let day = UtcDay::from_unix(now_unix());
-        let waiting: Vec<Arc<KeyEntry>> = self
-            .keys
-            .pin()
-            .values()
-            .filter(|entry| entry.share.unsynced(day) > 0)
-            .cloned()
-            .collect();
+        let waiting = self.cached_where(|entry| entry.share.unsynced(day) > 0);
         let mut added = 0;
         for entry in waiting {
             let count = entry.share.unsynced(day);
@@ -379,13 +384,7 @@ impl Accounts {
             return;
         }
         let day = UtcDay::from_unix(now_unix());
-        let holding: Vec<Arc<KeyEntry>> = self
-            .keys
-            .pin()
-            .values()
-            .filter(|entry| entry.share.block(day) > 0)
-            .cloned()
-            .collect();
+        let holding = self.cached_where(|entry| entry.share.block(day) > 0);
         let mut returned = 0;
         for entry in holding {
             let unspent = entry.share.take_block(day);

@@ -16,6 +16,7 @@ use tokio::runtime::Handle;
 
 use super::url::RedisUrl;
 use crate::day::UtcDay;
+use crate::home::on_runtime;
 use crate::key::KeyId;
 
 /// Counters outlive their day by a day, so a late flush or return still
@@ -132,19 +133,9 @@ impl RedisCounters {
         T: Send + 'static,
         F: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
-        let at_home = Handle::try_current().is_ok_and(|here| here.id() == self.home.id());
-        let answer = if at_home {
-            tokio::time::timeout(self.timeout, call).await
-        } else {
-            let task = self.home.spawn(call);
-            match tokio::time::timeout(self.timeout, task).await {
-                Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(failed)) => return Err(RedisFailure::Task(failed.to_string())),
-                Err(elapsed) => Err(elapsed),
-            }
-        };
-        match answer {
-            Ok(answer) => Ok(answer?),
+        match tokio::time::timeout(self.timeout, on_runtime(&self.home, call)).await {
+            Ok(Ok(answer)) => Ok(answer?),
+            Ok(Err(failed)) => Err(RedisFailure::Task(failed.to_string())),
             Err(_) => Err(RedisFailure::Timeout(self.timeout)),
         }
     }

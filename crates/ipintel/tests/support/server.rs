@@ -49,6 +49,16 @@ pub fn create_key(db: &Path, extra: &[&str]) -> String {
 
 /// [`create_key`], returning the key's id with its full text.
 pub fn create_key_with_id(db: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["keys", "create", "--json"];
+    args.extend_from_slice(extra);
+    let created: Value = serde_json::from_str(&cli(db, &args)).unwrap();
+    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+    (field("id"), field("key"))
+}
+
+/// Runs the CLI on `db` with `args`, with none of the developer's
+/// `IPINTEL_*` settings; returns its standard output.
+pub fn cli(db: &Path, args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipintel"));
     for name in SETTINGS {
         cmd.env_remove(name);
@@ -56,14 +66,11 @@ pub fn create_key_with_id(db: &Path, extra: &[&str]) -> (String, String) {
     let output = cmd
         .env("IPINTEL_DB", db)
         .env("RUST_LOG", "warn")
-        .args(["keys", "create", "--json"])
-        .args(extra)
+        .args(args)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let field = |name: &str| created[name].as_str().unwrap().to_owned();
-    (field("id"), field("key"))
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// A running server, killed and reaped if a test ends without stopping it.
@@ -155,7 +162,7 @@ impl Server {
         stream.write_all(head.as_bytes()).unwrap();
         let mut raw = String::new();
         stream.read_to_string(&mut raw).unwrap();
-        Reply::parse(&raw)
+        parse_reply(&raw).unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"))
     }
 
     /// `GET path`, with the key in `X-API-Key` when one is given.
@@ -167,7 +174,7 @@ impl Server {
     }
 }
 
-/// A parsed response.
+/// A response: status, headers (names in lower case) and body.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -176,32 +183,73 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn parse(raw: &str) -> Reply {
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap();
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        Reply {
-            status: status.parse().unwrap(),
-            headers,
-            body: body.to_owned(),
-        }
-    }
-
-    /// The value of a header, by case-insensitive name.
+    /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
         self.headers
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body as JSON (the server never sends chunked bodies for these).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    /// The body as JSON, if it is.
+    pub fn try_json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
     }
+
+    /// The body as JSON; panics (showing the reply) if it is not.
+    pub fn json(&self) -> Value {
+        self.try_json()
+            .unwrap_or_else(|| panic!("not a JSON body: {self:?}"))
+    }
+
+    /// The error code of an error response.
+    pub fn code(&self) -> Option<String> {
+        self.try_json()?["error"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// `Retry-After` in whole seconds, if present and well formed.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.header("retry-after")?.parse().ok()
+    }
+}
+
+/// Reads a whole response (the connection closed after it); `None` when
+/// it is not one.
+pub fn parse_reply(raw: &str) -> Option<Reply> {
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The body of a chunked transfer, or `None` if it is cut short.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+    None
 }
